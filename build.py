@@ -62,7 +62,7 @@ def build(options: argparse.Namespace) -> RenderedDeck:
         raise BuildError("\n".join(str(e) for e in found.errors)) if len(found.errors) > 1 else found.errors[0]
     results = run_demos(found.calls, found.references, catalog, run_settings(options))
     renderer = SlideRenderer(environment, catalog, results, options.talk, keep_going=options.keep_going)
-    deck = render_slides(slides, renderer)
+    deck = render_slides(slides, renderer, found.references, options.root / ".cache" / "deck")
     write_atomically(deck_files(deck, environment, options), options.out)
     return deck
 

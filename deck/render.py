@@ -7,8 +7,12 @@ placeholders and are put back afterwards, so Markdown never touches their HTML.
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
+import hashlib
 import html
 import json
+import os
 import re
 import traceback
 from dataclasses import dataclass, field
@@ -25,11 +29,12 @@ from pygments.util import ClassNotFound
 
 from deck.catalog import Catalog
 from deck.errors import BuildError, closest
-from deck.references import DemoCall
+from deck.references import DemoCall, Reference
 from deck.slides import Slide
 
 PYGMENTS_STYLE = "default"
 PROVENANCE_SLIDE_SECONDS = 10
+RENDER_VERSION = "1"  # change when the renderer's output changes, to invalidate the render cache
 
 
 @dataclass
@@ -138,20 +143,30 @@ class SlideRenderer:
     def __init__(self, environment: SandboxedEnvironment, catalog: Catalog, results: dict[DemoCall, dict],
                  talk: dict, keep_going: bool = False):
         self.environment = environment
+        loader = environment.loader
+        self.templates_digest = hashlib.sha256(b"".join(
+            Path(directory, name).read_bytes() for directory in loader.searchpath
+            for name in sorted(loader.list_templates()))).hexdigest()
         self.catalog = catalog
         self.results = results
         self.keep_going = keep_going
         self.blocks_html: list[str] = []
         self.figures_on_slide: list[str] = []
         self.formatter = HtmlFormatter(cssclass="highlight", style=PYGMENTS_STYLE)
-        self.macros = environment.get_template("blocks.html.j2").module
-        self.markdown = markdown.Markdown(
-            extensions=["extra", "attr_list", "sane_lists", "codehilite"],
-            extension_configs={"codehilite": {"guess_lang": False, "css_class": "highlight",
-                                              "pygments_style": PYGMENTS_STYLE}})
         environment.globals.update(talk=talk, demo=self.demo, code=self.code, output=self.output,
                                    figure=self.figure, table=self.table, timings=self.timings,
                                    result=self.result)
+
+    @functools.cached_property
+    def macros(self):
+        return self.environment.get_template("blocks.html.j2").module
+
+    @functools.cached_property
+    def markdown(self) -> markdown.Markdown:
+        return markdown.Markdown(
+            extensions=["extra", "attr_list", "sane_lists", "codehilite"],
+            extension_configs={"codehilite": {"guess_lang": False, "css_class": "highlight",
+                                              "pygments_style": PYGMENTS_STYLE}})
 
     # --- what slides can call ---------------------------------------------------------------
     def demo(self, name: str, args: dict | None = None) -> Markup:
@@ -294,9 +309,19 @@ def plain_notes(text: str) -> str:
     return "\n".join(line.rstrip() for line in text.strip("\n").splitlines()).strip()
 
 
-def render_slides(slides: list[Slide], renderer: SlideRenderer) -> RenderedDeck:
-    """Every slide rendered, then the slide that says where the numbers were measured."""
-    rendered = [renderer.render_slide(slide) for slide in slides]
+def render_slides(slides: list[Slide], renderer: SlideRenderer, references: list[Reference],
+                  cache_dir: Path) -> RenderedDeck:
+    """Every slide rendered (or taken from the render cache), then the provenance slide."""
+    cache = cache_dir / "slides"
+    rendered = []
+    for slide in slides:
+        key = slide_key(slide, [r for r in references if r.slide == slide.number], renderer)
+        cached = load_rendered(cache / f"{key}.json")
+        if cached is None:
+            cached = renderer.render_slide(slide)
+            if not cached.error:
+                store_rendered(cache / f"{key}.json", cached)
+        rendered.append(cached)
     provenance = provenance_rows(renderer.results)
     rendered.append(provenance_slide(renderer, provenance, number=len(rendered) + 1))
     elapsed = 0
@@ -304,6 +329,40 @@ def render_slides(slides: list[Slide], renderer: SlideRenderer) -> RenderedDeck:
         slide.start_seconds = elapsed
         elapsed += slide.timing
     return RenderedDeck(slides=rendered, footer=footer_text(provenance), provenance=provenance)
+
+
+def slide_key(slide: Slide, references: list[Reference], renderer: SlideRenderer) -> str:
+    """What a rendered slide depends on: its text, the results and code it shows, the templates."""
+    digest = hashlib.sha256(RENDER_VERSION.encode())
+    digest.update(json.dumps([slide.number, slide.file, slide.line, slide.attributes, slide.body, slide.notes,
+                              renderer.environment.globals["talk"]], sort_keys=True, default=str).encode())
+    digest.update(renderer.templates_digest.encode())
+    for reference in references:
+        if reference.call:
+            digest.update(renderer.results[reference.call].get("cache_key", "failed").encode())
+        else:
+            module = reference.target.rsplit(".", 1)[0]
+            source = renderer.catalog.source_digest(module) if module in renderer.catalog.modules \
+                else renderer.catalog.asset(reference.target).read_bytes().hex()
+            digest.update(source.encode())
+    return digest.hexdigest()[:32]
+
+
+def load_rendered(path: Path) -> RenderedSlide | None:
+    try:
+        return RenderedSlide(**json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError):
+        path.unlink(missing_ok=True)
+        return None
+
+
+def store_rendered(path: Path, slide: RenderedSlide) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(f".tmp-{os.getpid()}")
+    temporary.write_text(json.dumps(dataclasses.asdict(slide)), encoding="utf-8")
+    os.replace(temporary, path)
 
 
 def provenance_rows(results: dict[DemoCall, dict]) -> list[dict]:

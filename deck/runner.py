@@ -123,7 +123,7 @@ def run_demos(calls: list[DemoCall], references: list[Reference], catalog: Catal
         forced = settings.fresh or call.demo in settings.rerun
         cached = None if forced else cache.load(key)
         if cached is not None:
-            results[call] = cached
+            results[call] = dict(cached, cache_key=key)
         else:
             todo.append((call, key))
     print(f"demos: {len(calls)} needed, {len(calls) - len(todo)} cached, {len(todo)} to run on {device}",
@@ -141,7 +141,7 @@ def run_demos(calls: list[DemoCall], references: list[Reference], catalog: Catal
                 result["provenance"] = dict(worker.provenance, seconds=result["seconds"], ran_at=result["ran_at"])
                 print(f" {result['seconds']:.1f} s", file=sys.stderr)
                 cache.store(key, call.demo, result)
-                results[call] = result
+                results[call] = dict(result, cache_key=key)
                 continue
             print(" FAILED", file=sys.stderr)
             error = BuildError(f"demo {call.demo} {reply['problem']}", file=where.file, line=where.line,
@@ -149,7 +149,7 @@ def run_demos(calls: list[DemoCall], references: list[Reference], catalog: Catal
             if not settings.keep_going:
                 raise error
             print(str(error), file=sys.stderr)
-            results[call] = {"error": str(error)}
+            results[call] = {"error": str(error), "cache_key": "failed:" + hashlib.sha256(str(error).encode()).hexdigest()}
     return results
 
 

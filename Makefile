@@ -1,0 +1,31 @@
+# Set-up is idempotent: each step reruns only when its inputs change (stamps in .cache/).
+PYTHON ?= python3
+STAMPS := .cache/stamps
+
+.PHONY: deck test setup setup-test
+
+deck: setup
+	$(PYTHON) build.py
+
+test: setup-test
+	$(PYTHON) -m pytest
+
+setup: $(STAMPS)/python $(STAMPS)/node
+
+setup-test: setup $(STAMPS)/chromium
+
+# torch is installed only if missing, so a CUDA build you already have is kept; the
+# pinned CPU wheel (torch==2.13.0) is what the deck is tested with.
+$(STAMPS)/python: requirements.lock
+	@$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install "torch==2.13.0"
+	$(PYTHON) -m pip install -r requirements.lock
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/node: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@mkdir -p $(STAMPS) && touch $@
+
+# Debian's Chromium drives the browser tests and `build.py pdf`.
+$(STAMPS)/chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	@mkdir -p $(STAMPS) && touch $@

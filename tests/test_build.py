@@ -1,0 +1,110 @@
+"""End to end: python build.py on the fixture talk, as a presenter runs it."""
+import re
+import subprocess
+import sys
+
+from conftest import REPO, run_build
+
+
+def slide_count(index_html: str) -> int:
+    return len(re.findall(r"<section ", index_html))
+
+
+def ran(process) -> list[str]:
+    """The demos a build ran (from its progress lines)."""
+    return re.findall(r"\[\d+/\d+\] (\S+) \.\.\.", process.stderr)
+
+
+def test_a_cold_build_runs_each_demo_once_and_writes_the_deck(project):
+    build = run_build(project)
+    assert build.returncode == 0, build.stderr
+    assert sorted(ran(build)) == ["arith.line_plot", "arith.scaled", "arith.tensor_sum", "words.shout"]
+    assert re.search(r"\[1/4\] \S+ \.\.\. \d+\.\d s", build.stderr)           # progress with seconds
+    index = (project / "dist" / "index.html").read_text()
+    assert slide_count(index) == 6 + 1                                        # + where-numbers-come-from
+    assert "The sum is 45 on cpu." in index
+    assert 'data-timing="30"' in index and '<aside class="notes">' in index
+    assert "HELLO FROM CPU" in index
+    for asset in ("reveal.js", "notes.js", "reveal.css", "theme.css", "deck.css"):
+        assert (project / "dist" / "assets" / asset).stat().st_size > 1000
+    notes = (project / "dist" / "notes.html").read_text()
+    assert "Say hello." in notes and "<svg" in notes                          # key figure beside its notes
+    assert not [p for p in project.iterdir() if p.name.startswith(".dist")]   # no staging folders left
+
+
+def test_rebuilds_rerun_only_what_changed(project):
+    assert run_build(project).returncode == 0
+    assert ran(run_build(project)) == []                                      # nothing changed
+    slide = project / "slides" / "10-intro.md"
+    slide.write_text(slide.read_text().replace("A talk about", "A short talk about"))
+    prose = run_build(project)
+    assert ran(prose) == [] and "A short talk about" in (project / "dist" / "index.html").read_text()
+    module = project / "demos" / "words.py"
+    module.write_text(module.read_text().replace('"hello"', '"howdy"'))
+    edited = run_build(project)
+    assert ran(edited) == ["words.shout"]
+    assert "the word is HOWDY" in (project / "dist" / "index.html").read_text()
+    assert ran(run_build(project, "--rerun", "arith.scaled")) == ["arith.scaled"]
+    assert len(ran(run_build(project, "--fresh"))) == 4
+
+
+def test_a_corrupt_cache_entry_is_rerun_not_fatal(project):
+    assert run_build(project).returncode == 0
+    for entry in (project / ".cache" / "deck" / "results").glob("*.json"):
+        entry.write_text(entry.read_text()[:50])
+    again = run_build(project)
+    assert again.returncode == 0 and len(ran(again)) == 4
+    assert "discarding cache entry" in again.stderr
+
+
+def test_an_unknown_demo_stops_the_build_and_keeps_the_last_deck(project):
+    assert run_build(project).returncode == 0
+    before = (project / "dist" / "index.html").read_bytes()
+    slide = project / "slides" / "20-more.md"
+    slide.write_text(slide.read_text().replace('demo("arith.tensor_sum")', 'demo("arith.tensor_summ")'))
+    broken = run_build(project)
+    assert broken.returncode == 1
+    assert "slides/20-more.md:4: no demo function 'arith.tensor_summ' in demos/ (did you mean: arith.tensor_sum" \
+        in broken.stderr
+    assert (project / "dist" / "index.html").read_bytes() == before
+
+
+def test_a_demo_that_raises_reports_the_slide_and_its_traceback(project):
+    module = project / "demos" / "words.py"
+    module.write_text(module.read_text().replace('    print("HELLO', '    {}["missing"]\n    print("HELLO'))
+    broken = run_build(project)
+    assert broken.returncode == 1
+    assert "slides/20-more.md:23: demo words.shout raised an exception:" in broken.stderr
+    assert 'demos/words.py", line 6, in shout' in broken.stderr and "KeyError: 'missing'" in broken.stderr
+    kept = run_build(project, "--keep-going")
+    assert kept.returncode == 0
+    index = (project / "dist" / "index.html").read_text()
+    assert 'class="error-card"' in index and "KeyError" in index and "The sum is 45" in index
+
+
+def test_single_file_inlines_every_asset(project, tmp_path):
+    build = run_build(project, "--single-file", "--out", str(tmp_path / "single"))
+    assert build.returncode == 0, build.stderr
+    assert sorted(p.name for p in (tmp_path / "single").iterdir()) == ["index.html", "notes.html"]
+    index = (tmp_path / "single" / "index.html").read_text()
+    markup = re.sub(r"<script>.*?</script>", "", index, flags=re.S)          # the HTML, not inlined JS
+    assert not re.search(r'<(script|link|img)\b[^>]*\b(src|href)="(?!data:)', markup)  # nothing linked
+    assert "Reveal.initialize" in index and "RevealNotes" in index
+
+
+def test_notes_prints_every_slide_with_budget_and_total(project):
+    notes = run_build(project, "notes")
+    assert notes.returncode == 0, notes.stderr
+    lines = notes.stdout.splitlines()
+    assert lines[0].startswith("  1. Fixture talk  [0:20, at 0:00]  slides/10-intro.md:1")
+    assert "      Say hello." in lines
+    assert any(line.startswith("  6. Words  [0:10, at 2:10]") for line in lines)
+    assert lines[-1].startswith("total: 2:30 for 7 slides (target 45:00")
+
+
+def test_the_builder_never_imports_torch(project):
+    code = ("import sys; sys.path.insert(0, %r); import build; "
+            "code = build.main(['--root', %r]); print(code, 'torch' in sys.modules, 'matplotlib' in sys.modules)")
+    check = subprocess.run([sys.executable, "-c", code % (str(REPO), str(project))],
+                           capture_output=True, text=True, timeout=300)
+    assert check.stdout.split() == ["0", "False", "False"], check.stderr

@@ -1,0 +1,104 @@
+"""Rendering a slide: Markdown + Jinja + Pygments, values in prose, escaping, and errors with locations."""
+from pathlib import Path
+
+import pytest
+
+from deck.catalog import load_catalog
+from deck.errors import BuildError
+from deck.references import DemoCall
+from deck.render import SlideRenderer, make_environment
+from deck.slides import parse_file
+
+REPO = Path(__file__).resolve().parent.parent
+SVG = '<svg role="img" aria-label="a line" width="10" height="10"><path d="M0 0L1 1"/></svg>'
+
+
+def result(**changes):
+    base = {"values": {"total": 45, "tiny": 3.2e-7, "label": "<script>alert(1)</script>"},
+            "tables": [{"columns": ["n", "time"], "rows": [["1", "<b>2</b>"]], "caption": "sizes"}],
+            "figures": [{"svg": SVG, "alt": "a line"}],
+            "timings": {"step": {"median_s": 0.0012, "iqr_s": 0.0002, "repeats": 7, "device": "cpu"}},
+            "output": "printed <img src=x onerror=alert(1)>\n", "output_bytes": 40, "truncated": False,
+            "seconds": 0.5, "ran_at": "2026-11-25T10:00:00+00:00",
+            "provenance": {"device": "cpu", "device_name": "cpu (test)", "torch": "2.13.0", "python": "3.11",
+                           "seconds": 0.5, "ran_at": "2026-11-25T10:00:00+00:00"},
+            "cache_key": "k"}
+    base.update(changes)
+    return base
+
+
+def render(project: Path, text: str, results=None, keep_going=False):
+    path = project / "slides" / "50-x.md"
+    path.write_text(text)
+    slide = parse_file(path, "slides/50-x.md")[0]
+    renderer = SlideRenderer(make_environment(REPO / "templates"), load_catalog(project / "demos", project),
+                             results or {DemoCall("arith.tensor_sum"): result()},
+                             {"title": "T", "presenter": "P"}, keep_going=keep_going)
+    return renderer.render_slide(slide)
+
+
+def test_markdown_values_and_notes(project):
+    slide = render(project, """<!-- .slide: timing=30 class="x" -->
+## Sum of *ten*
+
+- the total is {{ result("arith.tensor_sum").total }}
+{: .fragment }
+- tiny: {{ result("arith.tensor_sum").tiny | sci }}, step {{ result("arith.tensor_sum").timings.step }}
+
+Note:
+Say the total: {{ result("arith.tensor_sum").total }}.
+""")
+    assert slide.title == "Sum of ten" and slide.timing == 30 and slide.classes == "x"
+    assert '<li class="fragment">the total is 45</li>' in slide.html
+    assert "tiny: 3.2e-07" in slide.html
+    assert "step 1.2 ms ± 100 µs (median of 7, cpu)" in slide.html
+    assert slide.notes_text == "Say the total: 45."
+
+
+def test_a_demo_block_has_code_output_table_figure_and_timings(project):
+    slide = render(project, '<!-- .slide: timing=30 -->\n## Block\n\n{{ demo("arith.tensor_sum") }}\n')
+    html = slide.html
+    assert '<span class="nf">tensor_sum</span>' in html and '<span class="k">return</span>' in html  # Pygments
+    assert "demos/arith.py:7 · tensor_sum" in html
+    assert SVG in html and slide.key_figure                                            # inline SVG
+    assert "<caption>sizes</caption>" in html and "<td>1</td>" in html
+    assert "ran on cpu (test) · torch 2.13.0" in html
+    assert "<p>@@" not in html and "DECKBLOCK" not in html                             # placeholders all restored
+
+
+def test_text_from_demos_is_escaped_never_markup(project):
+    slide = render(project, '<!-- .slide: timing=30 -->\n## X\n\n{{ result("arith.tensor_sum").label }}\n\n'
+                            '{{ output("arith.tensor_sum") }}\n{{ table("arith.tensor_sum") }}\n')
+    assert "<script>" not in slide.html and "&lt;script&gt;alert(1)&lt;/script&gt;" in slide.html
+    assert "<img" not in slide.html and "&lt;img src=x onerror=alert(1)&gt;" in slide.html
+    assert "<b>2</b>" not in slide.html
+
+
+def test_slide_text_is_not_python(project):
+    with pytest.raises(BuildError) as caught:
+        render(project, "<!-- .slide: timing=30 -->\n## X\n\n{{ ''.__class__.__mro__[1].__subclasses__() }}\n")
+    assert caught.value.location == "slides/50-x.md:4"
+
+
+def test_an_unknown_value_names_the_line_and_the_closest_values(project):
+    with pytest.raises(BuildError) as caught:
+        render(project, '<!-- .slide: timing=30 -->\n## X\n\nline 4\n\nThe {{ result("arith.tensor_sum").totl }}\n')
+    assert caught.value.location == "slides/50-x.md:6"
+    assert "demo arith.tensor_sum has no value 'totl' (did you mean: total?)" in caught.value.message
+
+
+def test_a_template_error_at_render_time_names_the_line(project):
+    with pytest.raises(BuildError) as caught:
+        render(project, '<!-- .slide: timing=30 -->\n## X\n\n{{ undefined_name }}\n')
+    assert caught.value.location == "slides/50-x.md:4"
+    assert "undefined_name" in caught.value.message
+
+
+def test_keep_going_turns_errors_into_a_visible_card(project):
+    failed = {DemoCall("arith.tensor_sum"): {"error": "slides/50-x.md:4: demo arith.tensor_sum raised", "cache_key": "f"}}
+    slide = render(project, '<!-- .slide: timing=30 -->\n## X\n\n{{ demo("arith.tensor_sum") }} '
+                            'and {{ result("arith.tensor_sum").total }}\n', results=failed, keep_going=True)
+    assert 'class="error-card"' in slide.html and "demo arith.tensor_sum raised" in slide.html
+    assert "⚠ demo failed" in slide.html
+    broken = render(project, '<!-- .slide: timing=30 -->\n## X\n\n{{ nope }}\n', keep_going=True)
+    assert 'class="error-card"' in broken.html and "slides/50-x.md:4" in broken.html
