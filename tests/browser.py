@@ -1,0 +1,57 @@
+"""Open a built deck in headless Chromium (Debian's), the way the audience's browser would."""
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+
+
+@contextlib.contextmanager
+def chromium():
+    """A fresh Chromium with its own profile; yields a Playwright browser context at 1280x720."""
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as playwright, tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
+        context = playwright.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS,
+            viewport={"width": 1280, "height": 720})
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+def open_deck(context, url: str):
+    """(page, console errors, requested URLs) for a deck, once reveal.js is ready."""
+    errors: list[str] = []
+    requests: list[str] = []
+    page = context.new_page()
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    context.on("request", lambda request: requests.append(request.url))
+    page.goto(url)
+    page.wait_for_function("window.Reveal && Reveal.isReady()", timeout=20000)
+    return page, errors, requests
+
+
+OVERFLOWING_SLIDES = """() => {
+  const out = [];
+  Reveal.getSlides().forEach((slide, index) => {
+    Reveal.slide(index);
+    const tall = slide.scrollHeight - slide.clientHeight, wide = slide.scrollWidth - slide.clientWidth;
+    if (tall > 2 || wide > 2) out.push({index, title: (slide.querySelector('h1,h2') || {}).textContent, tall, wide});
+  });
+  return out;
+}"""
+
+FIGURE_SIZES = """() => Array.from(document.querySelectorAll('.reveal .slides section')).flatMap((slide, index) => {
+  Reveal.slide(index);
+  return Array.from(slide.querySelectorAll('figure.demo-figure > *')).map(el => {
+    const box = el.getBoundingClientRect();
+    return {index, tag: el.tagName.toLowerCase(), width: box.width, height: box.height,
+            label: el.getAttribute('aria-label') || ''};
+  });
+})"""
