@@ -101,8 +101,10 @@ def run_settings(options: argparse.Namespace) -> RunSettings:
     deck_config = options.config
     return RunSettings(root=options.root, builder=BUILDER, cache_dir=options.root / ".cache" / "deck",
                        device=options.device, size=options.size,
+                       # --timeout applies to every demo; otherwise [tool.deck] sets a default and per-demo limits
                        timeout_s=options.timeout or deck_config.get("demo_timeout_s", 600),
-                       timeouts=deck_config.get("timeouts", {}), keep_going=options.keep_going,
+                       timeouts={} if options.timeout else deck_config.get("timeouts", {}),
+                       keep_going=options.keep_going,
                        rerun=tuple(options.rerun), fresh=options.fresh)
 
 

@@ -69,6 +69,17 @@ class Catalog:
             raise KeyError(f"no file {filename!r} in demos/{closest(filename, every)}")
         return path
 
+    def shown_code(self, name: str) -> tuple[str, str, str]:
+        """(source, caption, file name for the highlighter) of what code(name) shows:
+        a file in demos/ ("production.cpp") or a function ("basics.train_numpy")."""
+        if "/" not in name and (self.demos_dir / name).is_file():
+            path = self.asset(name)
+            return path.read_text(encoding="utf-8"), f"demos/{path.name}", path.name
+        if "." in name and name.rsplit(".", 1)[0] in self.modules:
+            function = self.function(name)
+            return function.source, f"{function.file}:{function.line} · {function.name}", "demo.py"
+        return self.asset(name).read_text(encoding="utf-8"), f"demos/{name}", name  # asset() names what exists
+
     def source_digest(self, module: str) -> str:
         """A hash of everything in demos/ that can change this module's results."""
         digest = hashlib.sha256()
@@ -115,6 +126,10 @@ def read_module(path: Path, root: Path) -> Module:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             first = min([node.lineno] + [d.lineno for d in node.decorator_list])
             parameters = [a.arg for a in node.args.posonlyargs + node.args.args][:2]
+            if node.name in module.functions:
+                raise BuildError(f"{node.name} is defined twice in {shown} (first at line "
+                                 f"{module.functions[node.name].line}); the second silently replaces the first, "
+                                 "so rename one", file=shown, line=node.lineno)
             module.functions[node.name] = Function(
                 module=path.stem, name=node.name, file=shown, line=node.lineno,
                 source="".join(lines[first - 1:node.end_lineno]),

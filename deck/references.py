@@ -80,10 +80,7 @@ def reference(node: nodes.Call, slide: Slide, catalog: Catalog) -> Reference:
     target = node.args[0].value
     try:
         if kind in SHOWS_CODE:
-            if "." in target and target.rsplit(".", 1)[0] in catalog.modules:
-                catalog.function(target)
-            else:
-                catalog.asset(target)
+            catalog.shown_code(target)
             return Reference(call=None, target=target, slide=slide.number, **where)
         catalog.demo(target)
     except KeyError as error:

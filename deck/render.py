@@ -24,7 +24,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
-from pygments.lexers import PythonLexer, get_lexer_for_filename
+from pygments.lexers import get_lexer_for_filename
 from pygments.util import ClassNotFound
 
 from deck.catalog import Catalog
@@ -173,8 +173,7 @@ class SlideRenderer:
         result = self.lookup(name, args)
         if "error" in result:
             return self.block(self.macros.error_card(result["error"]))
-        parts = [self.macros.code(self.highlight_function(name), self.caption(name)),
-                 self.macros.output(result)]
+        parts = [self.code_html(name), self.macros.output(result)]
         parts += [self.macros.table(t) for t in result["tables"]]
         parts += [self.figure_html(f) for f in result["figures"]]
         if result["timings"]:
@@ -183,15 +182,7 @@ class SlideRenderer:
         return self.block(Markup('<div class="demo">') + Markup("\n").join(parts) + Markup("</div>"))
 
     def code(self, name: str) -> Markup:
-        if "." in name and name.rsplit(".", 1)[0] in self.catalog.modules:
-            return self.block(self.macros.code(self.highlight_function(name), self.caption(name)))
-        path = self.catalog.asset(name)
-        try:
-            lexer = get_lexer_for_filename(path.name)
-        except ClassNotFound:
-            lexer = get_lexer_for_filename("x.txt")
-        return self.block(self.macros.code(Markup(highlight(path.read_text(encoding="utf-8"), lexer,
-                                                            self.formatter)), f"demos/{path.name}"))
+        return self.block(self.code_html(name))
 
     def output(self, name: str, args: dict | None = None) -> Markup:
         result = self.lookup(name, args)
@@ -231,12 +222,13 @@ class SlideRenderer:
     def lookup(self, name: str, args: dict | None) -> dict:
         return self.results[DemoCall(name, json.dumps(args or {}, sort_keys=True))]
 
-    def caption(self, name: str) -> str:
-        function = self.catalog.function(name)
-        return f"{function.file}:{function.line} · {function.name}"
-
-    def highlight_function(self, name: str) -> Markup:
-        return Markup(highlight(self.catalog.function(name).source, PythonLexer(), self.formatter))
+    def code_html(self, name: str) -> Markup:
+        source, caption, filename = self.catalog.shown_code(name)
+        try:
+            lexer = get_lexer_for_filename(filename)
+        except ClassNotFound:
+            lexer = get_lexer_for_filename("x.txt")
+        return self.macros.code(Markup(highlight(source, lexer, self.formatter)), caption)
 
     def figure_html(self, figure: dict) -> Markup:
         rendered = self.macros.figure(figure)
@@ -341,10 +333,7 @@ def slide_key(slide: Slide, references: list[Reference], renderer: SlideRenderer
         if reference.call:
             digest.update(renderer.results[reference.call].get("cache_key", "failed").encode())
         else:
-            module = reference.target.rsplit(".", 1)[0]
-            source = renderer.catalog.source_digest(module) if module in renderer.catalog.modules \
-                else renderer.catalog.asset(reference.target).read_bytes().hex()
-            digest.update(source.encode())
+            digest.update(renderer.catalog.shown_code(reference.target)[0].encode())
     return digest.hexdigest()[:32]
 
 
