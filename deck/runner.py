@@ -144,8 +144,10 @@ def run_demos(calls: list[DemoCall], references: list[Reference], catalog: Catal
                 results[call] = dict(result, cache_key=key)
                 continue
             print(" FAILED", file=sys.stderr)
+            printed = reply.get("output", "").strip()
+            detail = reply.get("error", "") + (f"\nwhat it printed last:\n{printed}" if printed else "")
             error = BuildError(f"demo {call.demo} {reply['problem']}", file=where.file, line=where.line,
-                               detail=reply.get("error", ""))
+                               detail=detail)
             if not settings.keep_going:
                 raise error
             print(str(error), file=sys.stderr)
