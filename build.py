@@ -3,6 +3,8 @@
 
     python build.py                  build the deck (runs the demos it needs, cached)
     python build.py notes [--times]  print the speaker notes, write dist/notes.html
+    python build.py serve            live preview on 127.0.0.1, rebuilt on every change (--watch)
+    python build.py pdf              also write dist/deck.pdf and dist/notes.pdf (headless Chromium)
     python build.py --help           every option
 
 The pipeline, top to bottom: load the slides, find the demo references, run
@@ -20,12 +22,14 @@ from pathlib import Path
 
 from markupsafe import Markup
 
+from deck.browser import write_pdfs
 from deck.catalog import load_catalog
 from deck.errors import BuildError
 from deck.output import link_tags, output_lock, third_party_assets, write_atomically
 from deck.references import scan
 from deck.render import RenderedDeck, SlideRenderer, format_minutes, make_environment, pygments_css, render_slides
 from deck.runner import RunSettings, run_demos
+from deck.serve import serve
 from deck.slides import load_slides
 
 BUILDER = Path(__file__).resolve().parent
@@ -35,10 +39,15 @@ DEFAULT_TALK = {"title": "Untitled talk", "subtitle": "", "presenter": "", "date
 def main(argv: list[str] | None = None) -> int:
     options = parse_arguments(argv)
     signal.signal(signal.SIGTERM, lambda number, frame: (_ for _ in ()).throw(KeyboardInterrupt()))
+    if options.command == "serve":
+        watched = [options.root / "slides", options.root / "demos", options.templates]
+        return serve(lambda: locked_build(options), options.out, watched, options.port)
     started = time.perf_counter()
     try:
-        with output_lock(options.out, options.root / ".cache" / "deck"):
-            deck = build(options)
+        deck = locked_build(options)
+        if options.command == "pdf":
+            for path in write_pdfs(options.out):
+                print(f"wrote {path}", file=sys.stderr)
     except BuildError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -51,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
           f"{format_minutes(deck.total_seconds)} budgeted) in {time.perf_counter() - started:.2f} s",
           file=sys.stderr)
     return 0
+
+
+def locked_build(options: argparse.Namespace) -> RenderedDeck:
+    with output_lock(options.out, options.root / ".cache" / "deck"):
+        return build(options)
 
 
 def build(options: argparse.Namespace) -> RenderedDeck:
@@ -111,8 +125,11 @@ def run_settings(options: argparse.Namespace) -> RunSettings:
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", nargs="?", default="build", choices=["build", "notes"],
-                        help="build the deck (default) or also print the speaker notes")
+    parser.add_argument("command", nargs="?", default="build", choices=["build", "notes", "serve", "pdf"],
+                        help="build (default); notes: also print the speaker notes; serve: live preview; "
+                             "pdf: also write deck.pdf and notes.pdf")
+    parser.add_argument("--watch", action="store_true", help="same as the serve command")
+    parser.add_argument("--port", type=int, default=8000, help="port for serve (on 127.0.0.1 only)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
                         help="where demos run (auto: CUDA, then MPS, then CPU)")
     parser.add_argument("--size", default="full", choices=["full", "small"],
@@ -131,6 +148,8 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
                         help="seconds a demo may run before it is killed (default 600, or [tool.deck])")
     parser.add_argument("--times", action="store_true", help="with notes: only the timing budget per slide")
     options = parser.parse_args(argv)
+    if options.watch:
+        options.command = "serve"
     options.root = options.root.resolve()
     options.out = (options.out or options.root / "dist").resolve()
     options.templates = options.root / "templates" if (options.root / "templates").is_dir() else BUILDER / "templates"

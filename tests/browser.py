@@ -1,27 +1,7 @@
-"""Open a built deck in headless Chromium (Debian's), the way the audience's browser would."""
+"""Open a built deck in headless Chromium, the way the audience's browser would."""
 from __future__ import annotations
 
-import contextlib
-import shutil
-import tempfile
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"]
-
-
-@contextlib.contextmanager
-def chromium():
-    """A fresh Chromium with its own profile; yields a Playwright browser context at 1280x720."""
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as playwright, tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
-        context = playwright.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS,
-            viewport={"width": 1280, "height": 720})
-        try:
-            yield context
-        finally:
-            context.close()
+from deck.browser import chromium  # noqa: F401  (re-exported for the tests)
 
 
 def open_deck(context, url: str):

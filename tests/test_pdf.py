@@ -1,0 +1,21 @@
+"""python build.py pdf: one page per slide with real (vector) text, and the printable notes."""
+import pypdf
+import pytest
+
+from conftest import run_build
+
+pytestmark = pytest.mark.browser
+
+
+def test_pdf_has_one_page_per_slide_and_the_notes(project):
+    build = run_build(project, "pdf")
+    assert build.returncode == 0, build.stderr
+    deck = pypdf.PdfReader(project / "dist" / "deck.pdf")
+    index = (project / "dist" / "index.html").read_text()
+    assert len(deck.pages) == index.count("<section ") == 7
+    second = deck.pages[1].extract_text()
+    assert "Tensors add up" in second and "The sum is 45 on cpu." in second        # text, not pixels
+    assert "def tensor_sum(device" in second                                      # the highlighted code
+    notes = "\n".join(page.extract_text() for page in pypdf.PdfReader(project / "dist" / "notes.pdf").pages)
+    assert "Say hello." in notes and "The total, 45, came from torch." in notes
+    assert not list((project / "dist").glob(".*.tmp"))

@@ -1,0 +1,102 @@
+"""Live preview: served on 127.0.0.1, rebuilt on change, reloaded on the same slide, errors overlaid."""
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from browser import chromium
+from conftest import REPO, run_build
+from test_faults import workers_of
+
+
+def fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read().decode()
+
+
+def wait_for(condition, timeout: float = 30, every: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("timed out waiting")
+
+
+@pytest.fixture
+def server(project):
+    """`python build.py serve` on a free port; yields (project, base url, process)."""
+    assert run_build(project).returncode == 0
+    process = subprocess.Popen([sys.executable, str(REPO / "build.py"), "--root", str(project), "serve",
+                                "--port", "0"], stderr=subprocess.PIPE, text=True)
+    log = ""
+    while "serving http://" not in log:
+        line = process.stderr.readline()
+        assert line, log
+        log += line
+    url = re.search(r"serving (http://[\d.]+:\d+/)", log).group(1)
+    yield project, url, process
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+def test_serves_on_loopback_and_rebuilds_on_a_prose_edit(server):
+    project, url, process = server
+    assert url.startswith("http://127.0.0.1:")
+    page = fetch(url)
+    assert "A talk about" in page and "/__deck__/state" in page
+    version = json.loads(fetch(url + "__deck__/state"))["version"]
+    slide = project / "slides" / "10-intro.md"
+    slide.write_text(slide.read_text().replace("A talk about", "A live talk about"))
+    edited = time.monotonic()
+    wait_for(lambda: "A live talk about" in fetch(url), timeout=20)
+    assert time.monotonic() - edited < 5          # a prose edit shows within about a second; 5 on a busy CI box
+    assert json.loads(fetch(url + "__deck__/state"))["version"] > version
+    process.send_signal(signal.SIGINT)            # Ctrl-C
+    assert process.wait(timeout=20) == 0
+    assert workers_of(project) == []
+
+
+def test_a_demo_edit_reruns_only_that_demo(server):
+    project, url, process = server
+    module = project / "demos" / "words.py"
+    module.write_text(module.read_text().replace('"hello"', '"howdy"'))
+    try:
+        wait_for(lambda: "HOWDY" in fetch(url), timeout=120)
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, log = process.communicate(timeout=20)
+        print(log)
+    assert re.findall(r"\[\d+/\d+\] (\S+) \.\.\.", log) == ["words.shout"]
+
+
+@pytest.mark.browser
+def test_the_page_reloads_on_its_slide_and_shows_build_errors(server):
+    project, url, process = server
+    slide = project / "slides" / "20-more.md"
+    with chromium() as browser:
+        page = browser.new_page()
+        page.goto(url + "#/3")
+        page.wait_for_function("window.Reveal && Reveal.isReady()")
+        assert page.evaluate("Reveal.getIndices().h") == 3
+        slide.write_text(slide.read_text().replace("## The full block", "## The whole block"))
+        page.wait_for_function("document.body.innerText.includes('The whole block')", timeout=20000)
+        page.wait_for_function("window.Reveal && Reveal.isReady()")
+        assert page.evaluate("Reveal.getIndices().h") == 3           # same slide after the reload
+        slide.write_text(slide.read_text().replace('demo("arith.tensor_sum")', 'demo("arith.tensor_summ")'))
+        page.wait_for_selector("#deck-build-error", state="visible", timeout=20000)
+        overlay = page.inner_text("#deck-build-error")
+        assert "slides/20-more.md:4: no demo function 'arith.tensor_summ'" in overlay
+        assert "The whole block" in page.inner_text(".slides")       # the last good deck stays
+        slide.write_text(slide.read_text().replace("tensor_summ", "tensor_sum"))
+        page.wait_for_function("document.body.innerText.includes('The whole block')", timeout=20000)
+        page.wait_for_selector("#deck-build-error", state="hidden", timeout=20000)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=20) == 0
