@@ -28,7 +28,7 @@ from deck.errors import BuildError
 from deck.output import link_tags, output_lock, third_party_assets, write_atomically
 from deck.references import scan
 from deck.render import RenderedDeck, SlideRenderer, format_minutes, make_environment, pygments_css, render_slides
-from deck.runner import RunSettings, run_demos
+from deck.runner import RunSettings, export_archive, run_demos
 from deck.serve import serve
 from deck.slides import load_slides
 
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted: the previous deck is untouched", file=sys.stderr)
         return 130
     if options.command == "notes":
-        print_notes(deck, options.talk, times_only=options.times)
+        (print_times if options.times else print_notes)(deck, options.talk)
     print(f"wrote {options.out}/index.html ({len(deck.slides)} slides, "
           f"{format_minutes(deck.total_seconds)} budgeted) in {time.perf_counter() - started:.2f} s",
           file=sys.stderr)
@@ -75,6 +75,9 @@ def build(options: argparse.Namespace) -> RenderedDeck:
     if found.errors:
         raise BuildError("\n".join(str(e) for e in found.errors)) if len(found.errors) > 1 else found.errors[0]
     results = run_demos(found.calls, found.references, catalog, run_settings(options))
+    if options.export_results:
+        count = export_archive(results, catalog, options.size, options.export_results)
+        print(f"exported {count} results to {options.export_results}", file=sys.stderr)
     renderer = SlideRenderer(environment, catalog, results, options.talk, keep_going=options.keep_going)
     deck = render_slides(slides, renderer, found.references, options.root / ".cache" / "deck")
     write_atomically(deck_files(deck, environment, options), options.out)
@@ -97,18 +100,37 @@ def deck_files(deck: RenderedDeck, environment, options: argparse.Namespace) -> 
     return files
 
 
-def print_notes(deck: RenderedDeck, talk: dict, times_only: bool = False) -> None:
-    target = talk["target_minutes"] * 60
+def print_notes(deck: RenderedDeck, talk: dict) -> None:
+    """Every slide's number, title, budget and notes, in order."""
     for slide in deck.slides:
         print(f"{slide.number:>3}. {slide.title or '(untitled)'}  [{format_minutes(slide.timing)}, "
               f"at {format_minutes(slide.start_seconds)}]  {slide.location}")
-        if not times_only and slide.notes_text:
-            for line in slide.notes_text.splitlines():
-                print(f"      {line}")
-            print()
-    print(f"total: {format_minutes(deck.total_seconds)} for {len(deck.slides)} slides "
-          f"(target {format_minutes(target)}, {'over' if deck.total_seconds > target else 'under'} by "
-          f"{format_minutes(abs(deck.total_seconds - target))})")
+        for line in slide.notes_text.splitlines():
+            print(f"      {line}")
+        print()
+    print(total_line(deck, talk))
+
+
+def print_times(deck: RenderedDeck, talk: dict) -> None:
+    """Rehearsal: each part of the talk (a slide file) with its budget and where it ends."""
+    parts: dict[str, list] = {}
+    for slide in deck.slides:
+        parts.setdefault(slide.location.split(":")[0], []).append(slide)
+    print(f"{'part':<24} {'first slide':<46} {'slides':>6} {'budget':>7} {'ends at':>8}")
+    elapsed = 0
+    for part, slides in parts.items():
+        budget = sum(s.timing for s in slides)
+        elapsed += budget
+        print(f"{part.removeprefix('slides/'):<24} {slides[0].title[:46]:<46} {len(slides):>6} "
+              f"{format_minutes(budget):>7} {format_minutes(elapsed):>8}")
+    print(total_line(deck, talk))
+
+
+def total_line(deck: RenderedDeck, talk: dict) -> str:
+    target = talk["target_minutes"] * 60
+    return (f"total: {format_minutes(deck.total_seconds)} for {len(deck.slides)} slides "
+            f"(target {format_minutes(target)}, {'over' if deck.total_seconds > target else 'under'} by "
+            f"{format_minutes(abs(deck.total_seconds - target))})")
 
 
 def run_settings(options: argparse.Namespace) -> RunSettings:
@@ -119,7 +141,7 @@ def run_settings(options: argparse.Namespace) -> RunSettings:
                        timeout_s=options.timeout or deck_config.get("demo_timeout_s", 600),
                        timeouts={} if options.timeout else deck_config.get("timeouts", {}),
                        keep_going=options.keep_going,
-                       rerun=tuple(options.rerun), fresh=options.fresh)
+                       rerun=tuple(options.rerun), fresh=options.fresh, results_archive=options.results)
 
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -146,6 +168,10 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--fresh", action="store_true", help="rerun every demo, ignoring the cache")
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds a demo may run before it is killed (default 600, or [tool.deck])")
+    parser.add_argument("--export-results", type=Path, metavar="FILE.tar",
+                        help="also write every result (with its provenance) to FILE.tar, to build elsewhere")
+    parser.add_argument("--results", type=Path, metavar="FILE.tar",
+                        help="use results from --export-results instead of running those demos here")
     parser.add_argument("--times", action="store_true", help="with notes: only the timing budget per slide")
     options = parser.parse_args(argv)
     if options.watch:

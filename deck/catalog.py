@@ -17,6 +17,7 @@ from deck.errors import BuildError, closest
 
 @dataclass
 class Function:
+    """A top-level function or class of a demo module: what code() can show, and maybe a demo."""
     module: str               # "basics"
     name: str                 # "numpy_vs_torch"
     file: str                 # "demos/basics.py"
@@ -123,9 +124,10 @@ def read_module(path: Path, root: Path) -> Module:
     lines = source.splitlines(keepends=True)
     module = Module(name=path.stem, path=path, source=source)
     for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             first = min([node.lineno] + [d.lineno for d in node.decorator_list])
-            parameters = [a.arg for a in node.args.posonlyargs + node.args.args][:2]
+            parameters = [] if isinstance(node, ast.ClassDef) else \
+                [a.arg for a in node.args.posonlyargs + node.args.args][:2]
             if node.name in module.functions:
                 raise BuildError(f"{node.name} is defined twice in {shown} (first at line "
                                  f"{module.functions[node.name].line}); the second silently replaces the first, "

@@ -360,8 +360,8 @@ def provenance_rows(results: dict[DemoCall, dict]) -> list[dict]:
         if "error" in result:
             rows.append({"demo": call.demo, "device_name": "failed", "torch": "", "ran_at": "", "seconds": 0})
         else:
-            rows.append(dict(demo=call.demo, **{k: result["provenance"][k]
-                                                for k in ("device_name", "torch", "ran_at", "seconds")}))
+            rows.append(dict(demo=call.demo, stale=result["provenance"].get("stale", False),
+                             **{k: result["provenance"][k] for k in ("device_name", "torch", "ran_at", "seconds")}))
     return rows
 
 

@@ -8,12 +8,14 @@ entry that cannot be read back whole is discarded and the demo reruns.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import selectors
 import signal
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from dataclasses import dataclass
@@ -41,6 +43,7 @@ class RunSettings:
     keep_going: bool = False
     rerun: tuple[str, ...] = ()
     fresh: bool = False
+    results_archive: Path | None = None   # --results FILE: results made elsewhere, used instead of running
     output_cap: int = 64 * 1024
 
 
@@ -113,12 +116,24 @@ def cache_key(call: DemoCall, catalog: Catalog, device: str, size: str, torch: s
 def run_demos(calls: list[DemoCall], references: list[Reference], catalog: Catalog,
               settings: RunSettings) -> dict[DemoCall, dict]:
     """Every call's result, from the cache or freshly run; failures as {'error': ...} with --keep-going."""
+    results: dict[DemoCall, dict] = {}
+    imported = read_archive(settings.results_archive, settings.size) if settings.results_archive else {}
+    local = []
+    for call in calls:
+        forced = settings.fresh or call.demo in settings.rerun
+        if (call.demo, call.args_json) in imported and not forced:
+            results[call] = use_imported(imported[call.demo, call.args_json], catalog, settings.results_archive)
+        else:
+            local.append(call)
+    if imported:
+        print(f"demos: {len(results)} from {settings.results_archive.name}", file=sys.stderr)
+    if not local:
+        return results
     device = resolve_device(settings)
     torch = torch_version()
     cache = ResultCache(settings.cache_dir)
-    results: dict[DemoCall, dict] = {}
     todo: list[tuple[DemoCall, str]] = []
-    for call in calls:
+    for call in local:
         key = cache_key(call, catalog, device, settings.size, torch)
         forced = settings.fresh or call.demo in settings.rerun
         cached = None if forced else cache.load(key)
@@ -126,7 +141,7 @@ def run_demos(calls: list[DemoCall], references: list[Reference], catalog: Catal
             results[call] = dict(cached, cache_key=key)
         else:
             todo.append((call, key))
-    print(f"demos: {len(calls)} needed, {len(calls) - len(todo)} cached, {len(todo)} to run on {device}",
+    print(f"demos: {len(local)} needed, {len(local) - len(todo)} cached, {len(todo)} to run on {device}",
           file=sys.stderr)
     if not todo:
         return results
@@ -153,6 +168,57 @@ def run_demos(calls: list[DemoCall], references: list[Reference], catalog: Catal
             print(str(error), file=sys.stderr)
             results[call] = {"error": str(error), "cache_key": "failed:" + hashlib.sha256(str(error).encode()).hexdigest()}
     return results
+
+
+def export_archive(results: dict[DemoCall, dict], catalog: Catalog, size: str, path: Path) -> int:
+    """Write the build's results, with provenance and source digests, to a tar file; returns the count."""
+    entries = [{"demo": call.demo, "args_json": call.args_json, "size": size,
+                "source_digest": catalog.source_digest(call.demo.rsplit(".", 1)[0]),
+                "result": {k: v for k, v in result.items() if k in RESULT_FIELDS}}
+               for call, result in results.items() if "error" not in result]
+    path = path.resolve()
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with tarfile.open(temporary, "w") as archive:
+            for number, entry in enumerate(entries):
+                data = json.dumps(entry).encode()
+                member = tarfile.TarInfo(f"results/{number:04d}.json")
+                member.size, member.mtime = len(data), int(time.time())
+                archive.addfile(member, io.BytesIO(data))
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise BuildError(f"cannot write results to {path}: {error.strerror or error}") from None
+    return len(entries)
+
+
+def read_archive(path: Path, size: str) -> dict[tuple[str, str], dict]:
+    """Results from --export-results, by (demo, arguments); only JSON is read, nothing is extracted."""
+    found = {}
+    try:
+        with tarfile.open(path) as archive:
+            for member in archive.getmembers():
+                if not (member.isfile() and member.name.startswith("results/") and member.name.endswith(".json")):
+                    continue
+                entry = json.loads(archive.extractfile(member).read())
+                if entry["size"] == size and set(entry["result"]) == RESULT_FIELDS:
+                    found[entry["demo"], entry["args_json"]] = entry
+    except (OSError, tarfile.TarError, ValueError, KeyError, TypeError) as error:
+        raise BuildError(f"cannot read results from {path}: {error}") from None
+    return found
+
+
+def use_imported(entry: dict, catalog: Catalog, archive: Path) -> dict:
+    """An imported result as it is (provenance and all); a changed demo is reported as stale."""
+    result = dict(entry["result"], cache_key="imported:" + hashlib.sha256(
+        json.dumps(entry, sort_keys=True).encode()).hexdigest())
+    module = entry["demo"].rsplit(".", 1)[0]
+    if module in catalog.modules and catalog.source_digest(module) != entry["source_digest"]:
+        where = result["provenance"]
+        print(f"  stale: {entry['demo']} has changed since it ran on {where['device_name']} at {where['ran_at']}; "
+              f"using that result anyway (--rerun {entry['demo']} runs it here)", file=sys.stderr)
+        result["provenance"] = dict(where, stale=True)
+    return result
 
 
 class Worker:

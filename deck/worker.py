@@ -74,7 +74,7 @@ def run(request: dict, device: str) -> dict:
     """Run one demo with its output captured; return a JSON-ready reply."""
     module_name, function_name = request["demo"].rsplit(".", 1)
     started = time.perf_counter()
-    with captured(request["output_path"]) as output:
+    with captured(request["output_path"]):
         try:
             module = importlib.import_module(f"demos.{module_name}")
             function = getattr(module, function_name)

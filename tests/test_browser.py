@@ -1,10 +1,9 @@
 """The built decks in a real browser: they load offline, count right, carry notes, and run nothing injected."""
-import re
 import shutil
 
 import pytest
 
-from browser import FIGURE_SIZES, OVERFLOWING_SLIDES, chromium, open_deck
+from browser import FIGURE_SIZES, chromium, open_deck
 from conftest import run_build
 
 pytestmark = pytest.mark.browser

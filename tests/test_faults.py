@@ -5,7 +5,6 @@ message, the exit code, that dist/ is byte-identical, and that no staging folder
 """
 import os
 import re
-import resource
 import signal
 import subprocess
 import sys

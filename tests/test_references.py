@@ -28,7 +28,7 @@ def test_catalog_lists_demos_by_signature_without_importing(project):
     (project / "demos" / "arith.py").write_text((project / "demos" / "arith.py").read_text() + (
         "\n\ndef helper(x, device):\n    return x\n\n\ndef _private(device, size):\n    return None\n"))
     catalog = load_catalog(project / "demos", project)
-    assert sorted(catalog.demo_names) == ["arith.line_plot", "arith.scaled", "arith.tensor_sum"]
+    assert sorted(catalog.demo_names) == ["arith.line_plot", "arith.scaled", "arith.tensor_sum", "words.shout"]
     assert catalog.function("arith.helper").is_demo is False
     assert catalog.function("arith.tensor_sum").source.startswith("def tensor_sum(device")
     assert catalog.modules["arith"].helpers == ["_results"]

@@ -1,0 +1,85 @@
+"""The real talk, built at its small size, in a real browser: what the audience and the presenter get.
+
+This builds every demo of the talk (compiling included), so it takes a few minutes on a 2-core machine;
+it runs once per test session and shares the build cache with `python build.py --size small`.
+"""
+from pathlib import Path
+
+import pytest
+
+from browser import FIGURE_SIZES, OVERFLOWING_SLIDES, chromium, open_deck
+from conftest import REPO, run_build
+from deck.slides import load_slides
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+AXE = REPO / "node_modules" / "axe-core" / "axe.min.js"
+
+
+@pytest.fixture(scope="module")
+def talk(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("talk") / "dist"
+    build = run_build(REPO, "--size", "small", "--out", str(out), timeout=1800)
+    assert build.returncode == 0, build.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def deck(talk):
+    with chromium() as context:
+        yield open_deck(context, (talk / "index.html").as_uri())
+
+
+def test_every_slide_of_the_sources_is_in_the_deck_with_notes(deck):
+    page, errors, _ = deck
+    sources = load_slides(REPO / "slides", REPO)
+    assert page.evaluate("Reveal.getTotalSlides()") == len(sources) + 1        # + where-numbers-come-from
+    notes = page.eval_on_selector_all(".slides > section",
+                                      "s => s.map(x => x.querySelector('aside.notes').textContent.trim())")
+    assert all(len(note) > 40 for note in notes)
+    assert errors == []
+
+
+def test_figures_are_inline_svg_with_size_and_alt_text(deck):
+    page, _, _ = deck
+    figures = page.evaluate(FIGURE_SIZES)
+    assert len(figures) >= 8
+    for figure in figures:
+        assert figure["tag"] == "svg" and figure["width"] > 100 and figure["height"] > 60, figure
+        assert len(figure["label"]) > 10, figure
+
+
+def test_no_slide_overflows_at_1280x720(deck):
+    page, _, _ = deck
+    assert page.evaluate(OVERFLOWING_SLIDES) == []
+
+
+def test_no_request_leaves_the_machine(deck):
+    _, _, requests = deck
+    assert requests and all(url.startswith(("file://", "data:", "about:")) for url in requests), requests
+
+
+def test_no_serious_accessibility_violations(deck):
+    page, _, _ = deck
+    page.add_script_tag(path=str(AXE))
+    violations = page.evaluate("""async () => {
+      const found = [];
+      for (const [index, slide] of Reveal.getSlides().entries()) {
+        Reveal.slide(index);
+        const result = await axe.run(slide, {resultTypes: ['violations']});
+        result.violations.filter(v => ['serious', 'critical'].includes(v.impact))
+          .forEach(v => found.push({slide: index + 1, id: v.id, nodes: v.nodes.slice(0, 2).map(n => n.html.slice(0, 120))}));
+      }
+      return found;
+    }""")
+    assert violations == []
+
+
+def test_a_demo_slide_screenshot(deck, talk):
+    page, _, _ = deck
+    index = page.evaluate("Reveal.getSlides().findIndex(s => s.querySelector('figure.demo-figure svg'))")
+    page.evaluate(f"Reveal.slide({index})")
+    page.wait_for_timeout(500)
+    shot = talk / "demo-slide.png"
+    page.screenshot(path=str(shot))
+    assert shot.stat().st_size > 20000
