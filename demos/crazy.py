@@ -1,0 +1,213 @@
+"""Part #4 of the talk: "Going crazy, try doing this in TensorFlow".
+
+A fully connected network that draws its own depth on every forward pass (a
+plain Python loop), and a fixed mask that zeroes chosen gradients with a hook,
+so the masked weights never move.  Both are a few lines of ordinary Python in
+PyTorch; in a static graph (TensorFlow 1.x) both needed graph surgery.
+"""
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+
+import matplotlib
+import numpy
+import torch
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure as MplFigure
+from torch import nn
+
+from demos._results import Figure, Result
+
+SIZES = {"small": dict(points=400, steps=300),
+         "full": dict(points=1000, steps=1500)}
+
+
+def make_spirals(points: int, noise: float = 0.15):
+    """Two interleaved 2-D spirals, classes 0 and 1 (made here, no download)."""
+    label = torch.arange(points) % 2
+    t = torch.rand(points) * 3 * math.pi + 0.5  # angle along the arm
+    arm = t + math.pi * label               # class 1 is rotated 180°
+    x = torch.stack([t * torch.cos(arm), t * torch.sin(arm)], dim=1) / 5
+    return x + noise * torch.randn_like(x), label
+
+
+def random_depth_forward(model, x):
+    """A new random depth on every training call: plain Python control flow."""
+    n = len(model.hidden)
+    model.depth = torch.randint(1, n + 1, ()).item() if model.training else n
+    h = torch.relu(model.inp(x))
+    for layer in model.hidden[:model.depth]:
+        h = h + torch.relu(layer(h))  # residual: any depth works
+    return model.out(h)
+
+
+class RandomDepthMLP(nn.Module):
+    """An MLP that uses a random number of its hidden layers on each call."""
+    def __init__(self, width: int = 64, max_depth: int = 6):
+        super().__init__()
+        self.inp = nn.Linear(2, width)
+        self.hidden = nn.ModuleList(
+            nn.Linear(width, width) for _ in range(max_depth))
+        self.out = nn.Linear(width, 2)
+
+    def forward(self, x):
+        return random_depth_forward(self, x)
+
+
+def mask_gradient(param: torch.Tensor, mask: torch.Tensor):
+    """Zero the gradient where mask is 0: those weights can never change."""
+    return param.register_hook(lambda grad: grad * mask)
+
+
+def freeze_lower_triangles(model: RandomDepthMLP) -> dict:
+    """Mask every hidden weight matrix below its diagonal; return the masks."""
+    masks = {}
+    for layer in model.hidden:
+        mask = torch.ones_like(layer.weight).triu()   # 1 = trainable
+        mask_gradient(layer.weight, mask)
+        masks[layer.weight] = mask
+    return masks
+
+
+def train(model, x, y, steps: int, lr: float = 0.1):
+    """Full-batch training; returns the loss and the depth used at each step."""
+    # Plain SGD: the update is lr * grad, so a zero gradient changes nothing.
+    # AdamW's decoupled weight decay (or any weight_decay) would shrink the
+    # masked weights too: they'd change although their gradient is zero.
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    losses, depths = [], []
+    model.train()
+    for _ in range(steps):
+        loss = nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        depths.append(model.depth)
+    return losses, depths
+
+
+def evaluate(model, x, y) -> tuple[float, float]:
+    """Loss and accuracy with all layers (eval mode: no random depth)."""
+    model.eval()
+    with torch.no_grad():
+        logits = model(x)
+        loss = nn.functional.cross_entropy(logits, y).item()
+        accuracy = (logits.argmax(1) == y).float().mean().item()
+    return loss, accuracy
+
+
+def weight_changes(masks: dict, before: dict):
+    """How far each masked and each trainable weight moved (flat tensors)."""
+    moved = {p: p.detach() - before[p] for p in masks}
+    frozen = torch.cat([moved[p][m == 0] for p, m in masks.items()])
+    trained = torch.cat([moved[p][m == 1] for p, m in masks.items()])
+    return frozen, trained
+
+
+@contextmanager
+def _one_thread():
+    # Matrices this small gain nothing from threads, and on a busy CPU the
+    # thread pool waits for the cores: one thread is faster and steadier.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _depth_and_loss_figure(depths, losses, max_depth) -> Figure:
+    fig = MplFigure(figsize=(8, 4), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    counts = [depths.count(d) for d in range(1, max_depth + 1)]
+    left.bar(range(1, max_depth + 1), counts, color="tab:blue")
+    left.set(xlabel="depth used", ylabel="training steps",
+             title="Depth drawn per step")
+    right.plot(losses, color="tab:orange", linewidth=1)
+    right.set(xlabel="step", ylabel="cross-entropy", title="Training loss")
+    for ax in (left, right):
+        ax.title.set_fontsize(14)
+        ax.tick_params(labelsize=12)
+        ax.xaxis.label.set_fontsize(13)
+        ax.yaxis.label.set_fontsize(13)
+    alt = (f"Left: bar chart of how many of the {len(depths)} training steps "
+           f"used each depth from 1 to {max_depth}; each depth was drawn "
+           f"between {min(counts)} and {max(counts)} times. "
+           f"Right: the training loss per step falls "
+           f"from {losses[0]:.2f} to {losses[-1]:.2f}, noisy because the "
+           f"depth changes every step.")
+    return Figure(fig, alt=alt)
+
+
+def _weight_change_figure(change: torch.Tensor, n_frozen: int) -> Figure:
+    fig = MplFigure(figsize=(5.5, 4.5), layout="constrained")
+    ax = fig.subplots()
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="lightgrey")
+    exactly_zero = numpy.ma.masked_equal(change.numpy(), 0.0)  # drawn grey
+    image = ax.imshow(exactly_zero, cmap=cmap, norm=LogNorm(),
+                      interpolation="nearest")
+    colorbar = fig.colorbar(image, ax=ax)
+    colorbar.set_label("|final − initial| (grey: exactly 0)", fontsize=13)
+    colorbar.ax.tick_params(labelsize=12)
+    ax.set_title("Change of hidden layer 1's weights", fontsize=14)
+    ax.set_xlabel("input unit", fontsize=13)
+    ax.set_ylabel("output unit", fontsize=13)
+    ax.tick_params(labelsize=12)
+    alt = ("Heat map of how much each weight of the first hidden layer changed "
+           "in training, grey where the change is exactly zero. The whole "
+           f"lower triangle below the diagonal is grey: those {n_frozen} "
+           "masked weights did not change at all. The upper triangle, which "
+           "was trainable, is coloured: those weights changed (a few stay "
+           "grey where a unit was never active).")
+    return Figure(fig, alt=alt)
+
+
+def random_depth_masked(device: str, size: str = "full") -> Result:
+    """Train the random-depth MLP with frozen lower triangles on two spirals."""
+    torch.manual_seed(0)
+    cfg = SIZES[size]
+    x, y = make_spirals(cfg["points"])
+    x, y = x.to(device), y.to(device)
+    model = RandomDepthMLP().to(device)
+    masks = freeze_lower_triangles(model)
+    before = {p: p.detach().clone() for p in masks}
+    with _one_thread():
+        initial_loss, initial_accuracy = evaluate(model, x, y)
+        losses, depths = train(model, x, y, cfg["steps"])
+        final_loss, accuracy = evaluate(model, x, y)
+
+    frozen, trained = weight_changes(masks, before)
+    unchanged = all(torch.equal(p[m == 0], before[p][m == 0])
+                    for p, m in masks.items())
+    first = model.hidden[0].weight
+    change = (first.detach() - before[first]).abs().cpu()
+
+    print(f"depths drawn: {sorted(set(depths))}; masked weights unchanged: "
+          f"{unchanged}")
+    print(f"loss {initial_loss:.3f} -> {final_loss:.3f}, "
+          f"accuracy {initial_accuracy:.1%} -> {accuracy:.1%}")
+    return Result(
+        values={
+            "masked_weights_unchanged": unchanged,
+            "n_masked": frozen.numel(),
+            "max_masked_change": frozen.abs().max().item(),
+            "n_unmasked": trained.numel(),
+            "max_unmasked_change": trained.abs().max().item(),
+            "depths_seen": sorted(set(depths)),
+            "max_depth": len(model.hidden),
+            "steps": cfg["steps"],
+            "initial_loss": initial_loss,
+            "final_loss": final_loss,
+            "initial_accuracy": initial_accuracy,
+            "accuracy": accuracy,
+        },
+        figures=[_depth_and_loss_figure(depths, losses, len(model.hidden)),
+                 _weight_change_figure(change, int((masks[first] == 0).sum()))],
+    )
+
+
+if __name__ == "__main__":
+    from demos._results import main
+    main(__name__)

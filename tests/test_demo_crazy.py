@@ -1,0 +1,86 @@
+"""Part #4: random depth and gradient masks (demos/crazy.py)."""
+import pytest
+import torch
+
+from demos import crazy
+from demos._results import is_demo
+
+
+@pytest.fixture(scope="module")
+def result():
+    return crazy.random_depth_masked("cpu", "small")
+
+
+def test_is_a_demo():
+    assert is_demo(crazy.random_depth_masked)
+
+
+def test_masked_weights_exactly_unchanged(result):
+    assert result.values["masked_weights_unchanged"] is True
+    assert result.values["max_masked_change"] == 0.0
+    assert result.values["n_masked"] > 0
+
+
+def test_unmasked_weights_changed(result):
+    assert result.values["max_unmasked_change"] > 0.0
+
+
+def test_more_than_one_depth_seen(result):
+    depths = result.values["depths_seen"]
+    assert len(depths) > 1
+    assert depths == sorted(set(depths))
+    assert 1 <= min(depths) and max(depths) <= result.values["max_depth"]
+
+
+def test_it_learns(result):
+    values = result.values
+    assert values["final_loss"] < 0.7 * values["initial_loss"]
+    assert values["accuracy"] > values["initial_accuracy"] + 0.2
+
+
+def test_values_are_plain(result):
+    for name, value in result.values.items():
+        items = value if isinstance(value, list) else [value]
+        assert all(isinstance(v, (bool, int, float, str)) for v in items), name
+
+
+def test_figures_have_alt_text(result):
+    assert len(result.figures) == 2
+    for figure in result.figures:
+        assert len(figure.alt.split()) >= 10
+        assert figure.figure.axes
+
+
+def test_mask_built_here_keeps_weights_exactly():
+    """Independently of the demo: mask, train, compare bit for bit."""
+    torch.manual_seed(1)
+    x, y = crazy.make_spirals(200)
+    model = crazy.RandomDepthMLP(width=16, max_depth=4)
+    masks = crazy.freeze_lower_triangles(model)
+    before = {p: p.detach().clone() for p in model.parameters()}
+    losses, depths = crazy.train(model, x, y, steps=100)
+    assert len(set(depths)) > 1
+    assert losses[-1] < losses[0]
+    for p, mask in masks.items():
+        frozen, free = mask == 0, mask == 1
+        assert frozen.any()
+        assert torch.equal(p[frozen], before[p][frozen])
+        assert not torch.equal(p[free], before[p][free])
+    # Parameters without a mask trained as usual.
+    assert not torch.equal(model.out.weight, before[model.out.weight])
+
+
+def test_weight_decay_would_break_the_mask():
+    """Why the demo uses plain SGD: decay moves weights whose gradient is 0."""
+    torch.manual_seed(2)
+    x, y = crazy.make_spirals(100)
+    model = crazy.RandomDepthMLP(width=8, max_depth=2)
+    masks = crazy.freeze_lower_triangles(model)
+    before = {p: p.detach().clone() for p in masks}
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
+    loss = torch.nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+    opt.step()
+    moved = [not torch.equal(p[m == 0], before[p][m == 0])
+             for p, m in masks.items() if p.grad is not None]
+    assert any(moved)
