@@ -32,16 +32,6 @@ def make_spirals(points: int, noise: float = 0.15):
     return x + noise * torch.randn_like(x), label
 
 
-def random_depth_forward(model, x):
-    """A new random depth on every training call: plain Python control flow."""
-    n = len(model.hidden)
-    model.depth = torch.randint(1, n + 1, ()).item() if model.training else n
-    h = torch.relu(model.inp(x))
-    for layer in model.hidden[:model.depth]:
-        h = h + torch.relu(layer(h))  # residual: any depth works
-    return model.out(h)
-
-
 class RandomDepthMLP(nn.Module):
     """An MLP that uses a random number of its hidden layers on each call."""
     def __init__(self, width: int = 64, max_depth: int = 6):
@@ -51,8 +41,13 @@ class RandomDepthMLP(nn.Module):
             nn.Linear(width, width) for _ in range(max_depth))
         self.out = nn.Linear(width, 2)
 
-    def forward(self, x):
-        return random_depth_forward(self, x)
+    def forward(self, x):  # plain Python control flow, new depth every call
+        n = len(self.hidden)
+        self.depth = torch.randint(1, n + 1, ()).item() if self.training else n
+        h = torch.relu(self.inp(x))
+        for layer in self.hidden[:self.depth]:
+            h = h + torch.relu(layer(h))  # residual: any depth works
+        return self.out(h)
 
 
 def mask_gradient(param: torch.Tensor, mask: torch.Tensor):

@@ -164,6 +164,7 @@ def train_replica(rank: int, world_size: int, port: int, steps: int,
         step_s.append(time.perf_counter() - start)
     torch.save({"params": [p.detach() for p in model.parameters()],
                 "step_s": step_s}, os.path.join(out_dir, f"rank{rank}.pt"))
+    dist.barrier()  # nobody hangs up while another rank is still talking
     dist.destroy_process_group()
 
 
