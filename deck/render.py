@@ -313,6 +313,9 @@ def render_slides(slides: list[Slide], renderer: SlideRenderer, references: list
             cached = renderer.render_slide(slide)
             if not cached.error:
                 store_rendered(cache / f"{key}.json", cached)
+        # Where the slide sits is not part of the key: an edit above it does not make it render again.
+        cached.number, cached.location = slide.number, slide.location
+        cached.id = slide.attributes.get("id", f"slide-{slide.number}")
         rendered.append(cached)
     provenance = provenance_rows(renderer.results)
     rendered.append(provenance_slide(renderer, provenance, number=len(rendered) + 1))
@@ -326,7 +329,7 @@ def render_slides(slides: list[Slide], renderer: SlideRenderer, references: list
 def slide_key(slide: Slide, references: list[Reference], renderer: SlideRenderer) -> str:
     """What a rendered slide depends on: its text, the results and code it shows, the templates."""
     digest = hashlib.sha256(RENDER_VERSION.encode())
-    digest.update(json.dumps([slide.number, slide.file, slide.line, slide.attributes, slide.body, slide.notes,
+    digest.update(json.dumps([slide.attributes, slide.body.lstrip("\n"), slide.notes.lstrip("\n"),
                               renderer.environment.globals["talk"]], sort_keys=True, default=str).encode())
     digest.update(renderer.templates_digest.encode())
     for reference in references:
