@@ -154,18 +154,21 @@ def train_replica(rank: int, world_size: int, port: int, steps: int,
     model = DDP(make_mlp())  # DDP copies rank 0's weights to every rank
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
     torch.manual_seed(rank)  # different data on every rank
-    step_s = []
-    for _ in range(steps):
-        x, y = torch.randn(64, 16), torch.randn(64, 4)
-        start = time.perf_counter()
-        optimizer.zero_grad()
-        nn.functional.mse_loss(model(x), y).backward()  # all-reduces grads
-        optimizer.step()
-        step_s.append(time.perf_counter() - start)
+    step_s = [timed_step(model, optimizer) for _ in range(steps)]
     torch.save({"params": [p.detach() for p in model.parameters()],
                 "step_s": step_s}, os.path.join(out_dir, f"rank{rank}.pt"))
     dist.barrier()  # nobody hangs up while another rank is still talking
     dist.destroy_process_group()
+
+
+def timed_step(model: nn.Module, optimizer) -> float:
+    """One training step on fresh random data; returns its wall time."""
+    x, y = torch.randn(64, 16), torch.randn(64, 4)
+    start = time.perf_counter()
+    optimizer.zero_grad()
+    nn.functional.mse_loss(model(x), y).backward()  # all-reduces grads
+    optimizer.step()
+    return time.perf_counter() - start
 
 
 def spawn_replicas(world_size: int, steps: int) -> list[dict]:
