@@ -38,7 +38,7 @@ DEFAULT_TALK = {"title": "Untitled talk", "subtitle": "", "presenter": "", "date
 
 def main(argv: list[str] | None = None) -> int:
     options = parse_arguments(argv)
-    signal.signal(signal.SIGTERM, lambda number, frame: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, stop_like_ctrl_c)
     if options.command == "serve":
         watched = [options.root / "slides", options.root / "demos", options.templates]
         return serve(lambda: locked_build(options), options.out, watched, options.port)
@@ -62,6 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def stop_like_ctrl_c(signal_number, frame):
+    """SIGTERM ends a build the way Ctrl-C does: the worker is stopped, the last deck kept."""
+    raise KeyboardInterrupt
+
+
 def locked_build(options: argparse.Namespace) -> RenderedDeck:
     with output_lock(options.out, options.root / ".cache" / "deck"):
         return build(options)
@@ -72,13 +77,14 @@ def build(options: argparse.Namespace) -> RenderedDeck:
     catalog = load_catalog(options.root / "demos", options.root)
     environment = make_environment(options.templates)
     found = scan(slides, catalog, environment)
-    if found.errors:
+    if found.errors and not options.keep_going:
         raise BuildError("\n".join(str(e) for e in found.errors)) if len(found.errors) > 1 else found.errors[0]
     results = run_demos(found.calls, found.references, catalog, run_settings(options))
     if options.export_results:
         count = export_archive(results, catalog, options.size, options.export_results)
         print(f"exported {count} results to {options.export_results}", file=sys.stderr)
-    renderer = SlideRenderer(environment, catalog, results, options.talk, keep_going=options.keep_going)
+    renderer = SlideRenderer(environment, catalog, results, options.talk, keep_going=options.keep_going,
+                             slide_errors=found.slide_errors)
     deck = render_slides(slides, renderer, found.references, options.root / ".cache" / "deck")
     write_atomically(deck_files(deck, environment, options), options.out)
     return deck

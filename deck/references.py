@@ -44,7 +44,11 @@ class Reference:
 @dataclass
 class ScanResult:
     references: list[Reference] = field(default_factory=list)
-    errors: list[BuildError] = field(default_factory=list)
+    slide_errors: dict[int, list[BuildError]] = field(default_factory=dict)   # by slide number
+
+    @property
+    def errors(self) -> list[BuildError]:
+        return [error for errors in self.slide_errors.values() for error in errors]
 
     @property
     def calls(self) -> list[DemoCall]:
@@ -59,15 +63,15 @@ def scan(slides: list[Slide], catalog: Catalog, environment: jinja2.Environment)
             try:
                 tree = environment.parse(text, filename=slide.file)
             except jinja2.TemplateSyntaxError as error:
-                found.errors.append(BuildError(f"template error: {error.message}",
-                                               file=slide.file, line=error.lineno))
+                found.slide_errors.setdefault(slide.number, []).append(
+                    BuildError(f"template error: {error.message}", file=slide.file, line=error.lineno))
                 continue
             for node in tree.find_all(nodes.Call):
                 if isinstance(node.node, nodes.Name) and node.node.name in RUNS_DEMO | SHOWS_CODE:
                     try:
                         found.references.append(reference(node, slide, catalog))
                     except BuildError as error:
-                        found.errors.append(error)
+                        found.slide_errors.setdefault(slide.number, []).append(error)
     return found
 
 

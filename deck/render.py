@@ -141,8 +141,9 @@ class FailedValues:
 
 class SlideRenderer:
     def __init__(self, environment: SandboxedEnvironment, catalog: Catalog, results: dict[DemoCall, dict],
-                 talk: dict, keep_going: bool = False):
+                 talk: dict, keep_going: bool = False, slide_errors: dict | None = None):
         self.environment = environment
+        self.slide_errors = slide_errors or {}  # reference errors found by the scan (--keep-going)
         loader = environment.loader
         self.templates_digest = hashlib.sha256(b"".join(
             Path(directory, name).read_bytes() for directory in loader.searchpath
@@ -266,6 +267,8 @@ class SlideRenderer:
     def render_slide(self, slide: Slide) -> RenderedSlide:
         self.figures_on_slide = []
         try:
+            if slide.number in self.slide_errors:
+                raise BuildError("\n".join(str(e) for e in self.slide_errors[slide.number]))
             body_html, _ = self.render_text(slide.body, slide)
             notes_html, notes_text = self.render_text(slide.notes, slide) if slide.notes.strip() else ("", "")
             error = ""
@@ -308,7 +311,7 @@ def render_slides(slides: list[Slide], renderer: SlideRenderer, references: list
     rendered = []
     for slide in slides:
         key = slide_key(slide, [r for r in references if r.slide == slide.number], renderer)
-        cached = load_rendered(cache / f"{key}.json")
+        cached = None if slide.number in renderer.slide_errors else load_rendered(cache / f"{key}.json")
         if cached is None:
             cached = renderer.render_slide(slide)
             if not cached.error:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from markupsafe import escape
 
 from conftest import REPO, run_build
 
@@ -177,6 +178,11 @@ def test_unknown_names(built, reference, message):
     project, before = built
     use(project, reference)
     assert_failed_cleanly(project, before, run_build(project), message)
+    kept = run_build(project, "--keep-going")                                 # the deck, with a visible card
+    assert kept.returncode == 0, kept.stderr
+    index = (project / "dist" / "index.html").read_text()
+    assert 'class="error-card"' in index and str(escape(message)) in index
+    assert "The sum is 45" in index
 
 
 @pytest.mark.parametrize("content, message", [
