@@ -364,7 +364,8 @@ def provenance_rows(results: dict[DemoCall, dict]) -> list[dict]:
     rows = []
     for call, result in results.items():
         if "error" in result:
-            rows.append({"demo": call.demo, "device_name": "failed", "torch": "", "ran_at": "", "seconds": 0})
+            rows.append({"demo": call.demo, "device_name": "failed", "torch": "", "ran_at": "", "seconds": 0,
+                         "stale": False})
         else:
             rows.append(dict(demo=call.demo, stale=result["provenance"].get("stale", False),
                              **{k: result["provenance"][k] for k in ("device_name", "torch", "ran_at", "seconds")}))
