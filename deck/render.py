@@ -385,8 +385,10 @@ def footer_text(provenance: list[dict]) -> str:
 def provenance_slide(renderer: SlideRenderer, rows: list[dict], number: int) -> RenderedSlide:
     template = renderer.environment.get_template("provenance.html.j2")
     body = template.render(rows=rows)
+    measured = footer_text(rows)
     notes = ("Every number, table and figure in this deck was produced by the demo code shown, "
-             "run when the deck was built. This slide lists where and when each demo ran.")
+             "run when the deck was built. This slide lists where and when each demo ran."
+             + (f" {measured}." if measured else ""))
     return RenderedSlide(number=number, title="Where these numbers come from", timing=PROVENANCE_SLIDE_SECONDS,
                          location="(generated)", html=body, notes_html=f"<p>{notes}</p>", notes_text=notes,
                          id="provenance", classes="provenance")
