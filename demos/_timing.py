@@ -5,6 +5,7 @@ device to finish (``synchronize``) before reading the clock.
 """
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
 from typing import Callable
@@ -47,3 +48,19 @@ def measure(fn: Callable[[], object], device: str = "cpu", *, warmup: int = 2,
     quartiles = statistics.quantiles(samples, n=4)
     return Timing(median_s=statistics.median(samples), iqr_s=quartiles[2] - quartiles[0],
                   repeats=repeats, device=device)
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Run torch on one CPU thread inside the block (restored afterwards).
+
+    Networks as small as the talk's gain nothing from threads, and on a busy
+    CPU torch's thread pool waits for the cores: one thread is faster and steadier.
+    """
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

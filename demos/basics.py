@@ -12,7 +12,6 @@ hide from you.
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -20,7 +19,7 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure as MplFigure
 
 from demos._results import Figure, Result, Table, format_seconds
-from demos._timing import measure
+from demos._timing import measure, one_thread
 
 SIZES = {
     "small": dict(points=200, hidden=16, steps=300, lr=1.0,
@@ -127,18 +126,6 @@ def _dtype(device: str):
     return torch.float32 if device.startswith("mps") else torch.float64
 
 
-@contextmanager
-def _one_thread():
-    # A network this small gains nothing from threads, and on a busy CPU
-    # torch's thread pool waits for the cores: 1 thread is faster and steady.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _predict_numpy(params, X):
     W1, b1, W2, b2 = params
     return np.tanh(X @ W1 + b1) @ W2 + b2
@@ -218,7 +205,7 @@ def numpy_vs_torch(device: str, size: str = "full") -> Result:
     _, torch_grads = torch_forward_backward(torch_params, X_t, y_t)
     grad_diff = max_difference(numpy_grads, torch_grads)
 
-    with _one_thread():
+    with one_thread():
         numpy_losses = train(numpy_training_step, numpy_params, X, y,
                              cfg["steps"], cfg["lr"])
         torch_losses = train(torch_training_step, torch_params, X_t, y_t,
@@ -434,7 +421,7 @@ def gradients_are_not_hidden(device: str, size: str = "full") -> Result:
     # gradcheck needs float64: on MPS (no float64) it runs on the CPU.
     check_on = "cpu" if device.startswith("mps") else device
     X_few, y_few = numpy_to_torch([X[:20], y[:20]], check_on)
-    with _one_thread():
+    with one_thread():
         train(torch_training_step, params, X_t, y_t, cfg["steps"], cfg["lr"])
         found = _hook_and_clip(params, X_t, y_t)
         params64 = [p.detach().to(check_on, torch.float64).requires_grad_()

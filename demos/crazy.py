@@ -8,7 +8,6 @@ PyTorch; in a static graph (TensorFlow 1.x) both needed graph surgery.
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 
 import matplotlib
 import numpy
@@ -18,6 +17,7 @@ from matplotlib.figure import Figure as MplFigure
 from torch import nn
 
 from demos._results import Figure, Result
+from demos._timing import one_thread
 
 SIZES = {"small": dict(points=400, steps=300),
          "full": dict(points=1000, steps=1500)}
@@ -101,18 +101,6 @@ def weight_changes(masks: dict, before: dict):
     return frozen, trained
 
 
-@contextmanager
-def _one_thread():
-    # Matrices this small gain nothing from threads, and on a busy CPU the
-    # thread pool waits for the cores: one thread is faster and steadier.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _depth_and_loss_figure(depths, losses, max_depth) -> Figure:
     fig = MplFigure(figsize=(8, 4), layout="constrained")
     left, right = fig.subplots(1, 2)
@@ -168,7 +156,7 @@ def random_depth_masked(device: str, size: str = "full") -> Result:
     model = RandomDepthMLP().to(device)
     masks = freeze_lower_triangles(model)
     before = {p: p.detach().clone() for p in masks}
-    with _one_thread():
+    with one_thread():
         initial_loss, initial_accuracy = evaluate(model, x, y)
         losses, depths = train(model, x, y, cfg["steps"])
         final_loss, accuracy = evaluate(model, x, y)

@@ -8,7 +8,6 @@ deprecated in torch 2.13, and a demo shows its warning.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import statistics
@@ -24,7 +23,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from demos._results import Result, Table, Timing
-from demos._timing import measure
+from demos._timing import measure, one_thread
 
 CPP_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                           "production.cpp")
@@ -218,17 +217,6 @@ def export_to_onnx(model: nn.Module, x: torch.Tensor, path: str):
                                 providers=["CPUExecutionProvider"])
 
 
-@contextlib.contextmanager
-def _one_torch_thread():
-    """Tiny models on a busy CPU: threads only wait for each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def onnx_export(device: str, size: str = "full") -> Result:
     """Export an MLP to ONNX, run it in onnxruntime, compare with PyTorch."""
     import onnx
@@ -242,7 +230,7 @@ def onnx_export(device: str, size: str = "full") -> Result:
         opset = next(o.version for o in onnx.load(path).opset_import
                      if o.domain in ("", "ai.onnx"))
     feed = {session.get_inputs()[0].name: x.cpu().numpy()}
-    with torch.inference_mode(), _one_torch_thread():
+    with torch.inference_mode(), one_thread():
         expected = model(x).cpu()
         torch_t = measure(lambda: model(x), device)
     from_ort = torch.from_numpy(session.run(None, feed)[0])

@@ -1,8 +1,6 @@
 """Open a built deck in headless Chromium, the way the audience's browser would."""
 from __future__ import annotations
 
-from deck.browser import chromium  # noqa: F401  (re-exported for the tests)
-
 
 def open_deck(context, url: str):
     """(page, console errors, requested URLs) for a deck, once reveal.js is ready."""

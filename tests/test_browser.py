@@ -3,7 +3,8 @@ import shutil
 
 import pytest
 
-from browser import FIGURE_SIZES, chromium, open_deck
+from browser import FIGURE_SIZES, open_deck
+from deck.browser import chromium
 from conftest import run_build
 
 pytestmark = pytest.mark.browser

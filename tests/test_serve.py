@@ -9,8 +9,8 @@ import urllib.request
 
 import pytest
 
-from browser import chromium
 from conftest import REPO, run_build
+from deck.browser import chromium
 from test_faults import workers_of
 
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from browser import FIGURE_SIZES, OVERFLOWING_SLIDES, chromium, open_deck
+from browser import FIGURE_SIZES, OVERFLOWING_SLIDES, open_deck
 from conftest import REPO, run_build
+from deck.browser import chromium
 from deck.slides import load_slides
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
