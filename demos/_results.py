@@ -98,10 +98,15 @@ def print_result(result: Result | None, figure_dir: str) -> None:
 
 
 def main(module_name: str) -> None:
-    """Run every demo of a module (or the ones named) and print what they found."""
+    """Run every demo of a module (or the ones named) and print what they found.
+
+    Called as ``main(__name__)`` at the end of each demo module.
+    """
     import matplotlib
     matplotlib.use("Agg")
     module = importlib.import_module(module_name)
+    if module_name == "__main__" and module.__spec__:  # python -m demos.NAME
+        module_name = module.__spec__.name
     demos = demos_in(module)
     parser = argparse.ArgumentParser(prog=f"python -m {module_name}")
     parser.add_argument("names", nargs="*", help=f"demos to run (default: all of {', '.join(demos)})")

@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -93,12 +94,18 @@ def use(project: Path, *references: str) -> None:
     (project / "slides" / "30-faulty.md").write_text(f"<!-- .slide: timing=10 -->\n## Faulty\n\n{body}\n\nNote:\nx\n")
 
 
+def leftovers(project: Path) -> list[str]:
+    """Staging folders beside dist/ and worker scratch folders that a build should have removed."""
+    return ([p.name for p in project.iterdir() if p.name.startswith(".dist.")]
+            + [p.name for p in Path(tempfile.gettempdir()).glob("deck-worker-*")])
+
+
 def assert_failed_cleanly(project: Path, before: dict, build, *messages: str) -> None:
     assert build.returncode != 0, build.stderr
     for message in messages:
         assert message in build.stderr, build.stderr
     assert snapshot(project / "dist") == before
-    assert not [p.name for p in project.iterdir() if p.name.startswith(".dist.")]
+    assert leftovers(project) == []
     assert workers_of(project) == []
 
 
@@ -241,7 +248,7 @@ def test_interrupted_mid_build(built, signal_number):
     assert build.returncode != 0
     assert "interrupted: the previous deck is untouched" in rest
     assert snapshot(project / "dist") == before
-    assert not [p.name for p in project.iterdir() if p.name.startswith(".dist.")]
+    assert leftovers(project) == []
     assert workers_of(project) == []
 
 

@@ -47,9 +47,23 @@ def server(project):
         process.wait()
 
 
+def listening_addresses(port: int) -> list[str]:
+    """Local addresses of the TCP sockets listening on a port (from /proc/net/tcp and tcp6)."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as lines:
+            for line in list(lines)[1:]:
+                local, state = line.split()[1], line.split()[3]
+                address, hex_port = local.split(":")
+                if state == "0A" and int(hex_port, 16) == port:              # 0A: LISTEN
+                    found.append(address)
+    return found
+
+
 def test_serves_on_loopback_and_rebuilds_on_a_prose_edit(server):
     project, url, process = server
     assert url.startswith("http://127.0.0.1:")
+    assert listening_addresses(int(url.rsplit(":", 1)[1].strip("/"))) == ["0100007F"]  # 127.0.0.1 only
     page = fetch(url)
     assert "A talk about" in page and "/__deck__/state" in page
     version = json.loads(fetch(url + "__deck__/state"))["version"]
