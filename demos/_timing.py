@@ -1,13 +1,12 @@
 """Honest timings: warm up, repeat, report the median and the spread.
 
 On a GPU, work is queued and returns at once, so every measurement waits for the
-device to finish (``synchronize``) before reading the clock.
+device to finish (``synchronize``) before reading the clock.  ``measure`` leaves
+that, and the rest, to ``torch.utils.benchmark``.
 """
 from __future__ import annotations
 
 import contextlib
-import statistics
-import time
 from typing import Callable
 
 from demos._results import Timing
@@ -21,33 +20,22 @@ def synchronize(device: str) -> None:
         torch.mps.synchronize()
 
 
-def measure(fn: Callable[[], object], device: str = "cpu", *, warmup: int = 2,
-            repeats: int = 7, min_repeat_s: float = 0.005) -> Timing:
-    """Time ``fn()`` on ``device``; each repeat runs it often enough to last ``min_repeat_s``."""
-    for _ in range(warmup):
-        fn()
-    synchronize(device)
-    # Find how many calls make one repeat long enough for the clock to be trusted.
-    calls = 1
-    while True:
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        synchronize(device)
-        elapsed = time.perf_counter() - start
-        if elapsed >= min_repeat_s or calls >= 1 << 16:
-            break
-        calls *= 2
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        synchronize(device)
-        samples.append((time.perf_counter() - start) / calls)
-    quartiles = statistics.quantiles(samples, n=4)
-    return Timing(median_s=statistics.median(samples), iqr_s=quartiles[2] - quartiles[0],
-                  repeats=repeats, device=device)
+def measure(fn: Callable[[], object], device: str = "cpu", *, repeats: int = 5,
+            min_run_time: float = 0.2) -> Timing:
+    """Time ``fn()`` on ``device`` with ``torch.utils.benchmark``.
+
+    The Timer warms up, sizes blocks of calls so each block is long enough for the
+    clock, and synchronises the GPU (CUDA or MPS) around every block.  Slow calls
+    get extra blocks until there are ``repeats`` of them.
+    """
+    import torch
+    from torch.utils.benchmark import Measurement, Timer
+    # num_threads: keep the caller's setting (the Timer would otherwise time torch on one thread).
+    timer = Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
+    measured = timer.blocked_autorange(min_run_time=min_run_time)
+    while len(measured.times) < repeats:
+        measured = Measurement.merge([measured, timer.timeit(measured.number_per_run)])[0]
+    return Timing(median_s=measured.median, iqr_s=measured.iqr, repeats=len(measured.times), device=device)
 
 
 @contextlib.contextmanager
