@@ -115,59 +115,68 @@ def cache_key(call: DemoCall, catalog: Catalog, device: str, size: str, torch: s
 
 def run_demos(calls: list[DemoCall], references: list[Reference], catalog: Catalog,
               settings: RunSettings) -> dict[DemoCall, dict]:
-    """Every call's result, from the cache or freshly run; failures as {'error': ...} with --keep-going."""
+    """Every call's result: from a results archive, the cache, or run here; in the slides' order.
+    A failure stops the build, or with --keep-going becomes {'error': ...} for its slide."""
+    def forced(call: DemoCall) -> bool:
+        return settings.fresh or call.demo in settings.rerun
+
     results: dict[DemoCall, dict] = {}
-    imported = read_archive(settings.results_archive, settings.size) if settings.results_archive else {}
-    local = []
-    for call in calls:
-        forced = settings.fresh or call.demo in settings.rerun
-        if (call.demo, call.args_json) in imported and not forced:
-            results[call] = use_imported(imported[call.demo, call.args_json], catalog, settings.results_archive)
-        else:
-            local.append(call)
-    if imported:
+    if settings.results_archive:
+        imported = read_archive(settings.results_archive, settings.size)
+        for call in calls:
+            if (call.demo, call.args_json) in imported and not forced(call):
+                results[call] = use_imported(imported[call.demo, call.args_json], catalog)
         print(f"demos: {len(results)} from {settings.results_archive.name}", file=sys.stderr)
-    if not local:
-        return results
+    local = [call for call in calls if call not in results]
+    if local:
+        results.update(run_here(local, forced, references, catalog, settings))
+    return {call: results[call] for call in calls}
+
+
+def run_here(calls: list[DemoCall], forced, references: list[Reference], catalog: Catalog,
+             settings: RunSettings) -> dict[DemoCall, dict]:
+    """Results from the cache, and the rest run in the worker (then cached)."""
     device = resolve_device(settings)
     torch = torch_version()
     cache = ResultCache(settings.cache_dir)
+    results: dict[DemoCall, dict] = {}
     todo: list[tuple[DemoCall, str]] = []
-    for call in local:
+    for call in calls:
         key = cache_key(call, catalog, device, settings.size, torch)
-        forced = settings.fresh or call.demo in settings.rerun
-        cached = None if forced else cache.load(key)
+        cached = None if forced(call) else cache.load(key)
         if cached is not None:
             results[call] = dict(cached, cache_key=key)
         else:
             todo.append((call, key))
-    print(f"demos: {len(local)} needed, {len(local) - len(todo)} cached, {len(todo)} to run on {device}",
+    print(f"demos: {len(calls)} needed, {len(calls) - len(todo)} cached, {len(todo)} to run on {device}",
           file=sys.stderr)
     if not todo:
         return results
     with Worker(settings, device) as worker:
         for index, (call, key) in enumerate(todo, start=1):
             print(f"[{index}/{len(todo)}] {call.demo} ...", end="", file=sys.stderr, flush=True)
-            timeout = (settings.timeouts or {}).get(call.demo, settings.timeout_s)
-            reply = worker.run(call, timeout)
-            where = next(r for r in references if r.call == call)
+            reply = worker.run(call, (settings.timeouts or {}).get(call.demo, settings.timeout_s))
             if reply.get("ok"):
                 result = reply["result"]
                 result["provenance"] = dict(worker.provenance, seconds=result["seconds"], ran_at=result["ran_at"])
                 print(f" {result['seconds']:.1f} s", file=sys.stderr)
                 cache.store(key, call.demo, result)
                 results[call] = dict(result, cache_key=key)
-                continue
-            print(" FAILED", file=sys.stderr)
-            printed = reply.get("output", "").strip()
-            detail = reply.get("error", "") + (f"\nwhat it printed last:\n{printed}" if printed else "")
-            error = BuildError(f"demo {call.demo} {reply['problem']}", file=where.file, line=where.line,
-                               detail=detail)
-            if not settings.keep_going:
-                raise error
-            print(str(error), file=sys.stderr)
-            results[call] = {"error": str(error), "cache_key": "failed:" + hashlib.sha256(str(error).encode()).hexdigest()}
+            else:
+                print(" FAILED", file=sys.stderr)
+                results[call] = failure(call, reply, next(r for r in references if r.call == call), settings)
     return results
+
+
+def failure(call: DemoCall, reply: dict, where: Reference, settings: RunSettings) -> dict:
+    """Raise the demo's failure at its slide, or (--keep-going) return it for an error card."""
+    printed = reply.get("output", "").strip()
+    detail = reply.get("error", "") + (f"\nwhat it printed last:\n{printed}" if printed else "")
+    error = BuildError(f"demo {call.demo} {reply['problem']}", file=where.file, line=where.line, detail=detail)
+    if not settings.keep_going:
+        raise error
+    print(str(error), file=sys.stderr)
+    return {"error": str(error), "cache_key": "failed:" + hashlib.sha256(str(error).encode()).hexdigest()}
 
 
 def export_archive(results: dict[DemoCall, dict], catalog: Catalog, size: str, path: Path) -> int:
@@ -208,7 +217,7 @@ def read_archive(path: Path, size: str) -> dict[tuple[str, str], dict]:
     return found
 
 
-def use_imported(entry: dict, catalog: Catalog, archive: Path) -> dict:
+def use_imported(entry: dict, catalog: Catalog) -> dict:
     """An imported result as it is (provenance and all); a changed demo is reported as stale."""
     result = dict(entry["result"], cache_key="imported:" + hashlib.sha256(
         json.dumps(entry, sort_keys=True).encode()).hexdigest())
