@@ -24,7 +24,7 @@ from markupsafe import Markup
 
 from deck.browser import write_pdfs
 from deck.catalog import load_catalog
-from deck.errors import BuildError
+from deck.errors import BuildError, closest
 from deck.output import link_tags, output_lock, third_party_assets, write_atomically
 from deck.references import scan
 from deck.render import RenderedDeck, SlideRenderer, format_minutes, make_environment, pygments_css, render_slides
@@ -77,6 +77,9 @@ def build(options: argparse.Namespace) -> RenderedDeck:
     catalog = load_catalog(options.root / "demos", options.root)
     environment = make_environment(options.templates)
     found = scan(slides, catalog, environment)
+    for name in options.rerun:
+        if name not in catalog.demo_names:
+            raise BuildError(f"--rerun {name}: no such demo{closest(name, catalog.demo_names)}")
     if found.errors and not options.keep_going:
         raise BuildError("\n".join(str(e) for e in found.errors)) if len(found.errors) > 1 else found.errors[0]
     results = run_demos(found.calls, found.references, catalog, run_settings(options))
@@ -178,7 +181,8 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
                         help="also write every result (with its provenance) to FILE.tar, to build elsewhere")
     parser.add_argument("--results", type=Path, metavar="FILE.tar",
                         help="use results from --export-results instead of running those demos here")
-    parser.add_argument("--times", action="store_true", help="with notes: only the timing budget per slide")
+    parser.add_argument("--times", action="store_true",
+                        help="with notes: each part's budget, where it ends, and the total against the target")
     options = parser.parse_args(argv)
     if options.watch:
         options.command = "serve"
