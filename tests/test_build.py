@@ -46,7 +46,7 @@ def test_rebuilds_rerun_only_what_changed(project):
     assert "the word is HOWDY" in (project / "dist" / "index.html").read_text()
     assert ran(run_build(project, "--rerun", "arith.scaled")) == ["arith.scaled"]
     typo = run_build(project, "--rerun", "arith.scald")
-    assert typo.returncode == 1 and "--rerun arith.scald: no such demo (did you mean: arith.scaled?)" in typo.stderr
+    assert typo.returncode == 1 and "--rerun arith.scald: no such demo (did you mean: arith.scaled," in typo.stderr
     assert len(ran(run_build(project, "--fresh"))) == 4
 
 
