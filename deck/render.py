@@ -15,7 +15,7 @@ import json
 import os
 import re
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
@@ -59,7 +59,6 @@ class RenderedSlide:
 class RenderedDeck:
     slides: list[RenderedSlide]
     footer: str
-    provenance: list[dict] = field(default_factory=list)
 
     @property
     def total_seconds(self) -> int:
@@ -326,7 +325,7 @@ def render_slides(slides: list[Slide], renderer: SlideRenderer, references: list
     for slide in rendered:
         slide.start_seconds = elapsed
         elapsed += slide.timing
-    return RenderedDeck(slides=rendered, footer=footer_text(provenance), provenance=provenance)
+    return RenderedDeck(slides=rendered, footer=footer_text(provenance))
 
 
 def slide_key(slide: Slide, references: list[Reference], renderer: SlideRenderer) -> str:
