@@ -2,13 +2,13 @@
 """Build the talk: slides/*.md + demos/*.py -> dist/index.html, an offline reveal.js deck.
 
     python build.py                  build the deck (runs the demos it needs, cached)
-    python build.py notes [--times]  print the speaker notes, write dist/notes.html
-    python build.py serve            live preview on 127.0.0.1, rebuilt on every change (--watch)
+    python build.py notes [--times]  also print the speaker notes (and claims), write dist/notes.html
+    python build.py serve [--port N] live preview on 127.0.0.1, rebuilt on every change
     python build.py pdf              also write dist/deck.pdf and dist/notes.pdf (headless Chromium)
-    python build.py --help           every option
+    python build.py COMMAND --help   every option
 
 The pipeline, top to bottom: load the slides, find the demo references, run
-what the cache does not have (in a worker process; this process never imports
+what the cache does not have (in a demo server; this process never imports
 torch), render Markdown + Jinja + Pygments, write the deck atomically.
 """
 from __future__ import annotations
@@ -22,28 +22,39 @@ from pathlib import Path
 
 from markupsafe import Markup
 
+from deck.archive import export_archive
+from deck.boundary import check_inside
 from deck.browser import write_pdfs
 from deck.catalog import load_catalog
 from deck.errors import BuildError, closest
 from deck.output import link_tags, output_lock, third_party_assets, write_atomically
+from deck.provenance import footer_text, provenance_rows, provenance_slide
 from deck.references import scan
-from deck.render import RenderedDeck, SlideRenderer, format_minutes, make_environment, pygments_css, render_slides
-from deck.runner import RunSettings, export_archive, run_demos
+from deck.render import (RenderedDeck, RenderedSlide, SlideRenderer, format_minutes, make_environment,
+                         page_environment, render_slides)
+from deck.render_cache import RenderCache
+from deck.runner import RunSettings, run_demos
 from deck.serve import serve
+from deck.slide_functions import pygments_css
 from deck.slides import load_slides
 
 BUILDER = Path(__file__).resolve().parent
 DEFAULT_TALK = {"title": "Untitled talk", "subtitle": "", "presenter": "", "date": "", "target_minutes": 45}
+WORDS_PER_MINUTE = 160   # notes --times flags a slide whose notes need more than this to be said in its budget
 
 
 def main(argv: list[str] | None = None) -> int:
     options = parse_arguments(argv)
-    signal.signal(signal.SIGTERM, stop_like_ctrl_c)
-    if options.command == "serve":
-        watched = [options.root / "slides", options.root / "demos", options.templates]
-        return serve(lambda: locked_build(options), options.out, watched, options.port)
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, stop_like_ctrl_c)
+    if not options.talk["presenter"]:
+        print("warning: no presenter is set: add presenter = \"Your Name\" to [tool.deck] in pyproject.toml",
+              file=sys.stderr)
     started = time.perf_counter()
     try:
+        if options.command == "serve":
+            watched = [options.root / "slides", options.root / "demos", options.templates]
+            return serve(lambda: locked_build(options), options.out, watched, options.port)
         deck = locked_build(options)
         if options.command == "pdf":
             for path in write_pdfs(options.out):
@@ -63,16 +74,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def stop_like_ctrl_c(signal_number, frame):
-    """SIGTERM ends a build the way Ctrl-C does: the worker is stopped, the last deck kept."""
+    """SIGTERM and SIGHUP end a build the way Ctrl-C does: the demos are stopped, the last deck kept."""
     raise KeyboardInterrupt
 
 
 def locked_build(options: argparse.Namespace) -> RenderedDeck:
-    with output_lock(options.out, options.root / ".cache" / "deck"):
+    with output_lock(options.out, options.cache):
         return build(options)
 
 
 def build(options: argparse.Namespace) -> RenderedDeck:
+    if options.templates.is_relative_to(options.root):
+        check_inside(options.templates, options.root)
     slides = load_slides(options.root / "slides", options.root)
     catalog = load_catalog(options.root / "demos", options.root)
     environment = make_environment(options.templates)
@@ -82,25 +95,37 @@ def build(options: argparse.Namespace) -> RenderedDeck:
             raise BuildError(f"--rerun {name}: no such demo{closest(name, catalog.demo_names)}")
     if found.errors and not options.keep_going:
         raise BuildError("\n".join(str(e) for e in found.errors)) if len(found.errors) > 1 else found.errors[0]
-    results = run_demos(found.calls, found.references, catalog, run_settings(options))
+    results = run_demos(found.calls, found.references, run_settings(options))
     if options.export_results:
-        count = export_archive(results, catalog, options.size, options.export_results)
+        count = export_archive(results, options.size, options.export_results)
         print(f"exported {count} results to {options.export_results}", file=sys.stderr)
-    renderer = SlideRenderer(environment, catalog, results, options.talk, keep_going=options.keep_going,
+    pages = page_environment(options.templates)
+    renderer = SlideRenderer(environment, pages, catalog, results, options.talk, keep_going=options.keep_going,
                              slide_errors=found.slide_errors)
-    deck = render_slides(slides, renderer, found.references, options.root / ".cache" / "deck")
-    write_atomically(deck_files(deck, environment, options), options.out)
+    rendered = render_slides(slides, renderer, found.references, RenderCache(options.cache, options.templates))
+    deck = with_provenance(rendered, provenance_rows(results), pages)
+    write_atomically(deck_files(deck, pages, options), options.out)
     return deck
 
 
-def deck_files(deck: RenderedDeck, environment, options: argparse.Namespace) -> dict[str, bytes | str]:
+def with_provenance(slides: list[RenderedSlide], rows: list[dict], pages) -> RenderedDeck:
+    """The deck: the slides, then a backup slide saying where each number was measured."""
+    slides = slides + [provenance_slide(pages, rows, number=len(slides) + 1)]
+    elapsed = 0
+    for slide in slides:
+        slide.start_seconds = elapsed
+        elapsed += slide.timing
+    return RenderedDeck(slides=slides, footer=footer_text(rows))
+
+
+def deck_files(deck: RenderedDeck, pages, options: argparse.Namespace) -> dict[str, bytes | str]:
     """index.html and notes.html, plus the assets they link (none with --single-file)."""
     assets = third_party_assets(BUILDER / "node_modules")
     assets["assets/deck.css"] = ((options.templates / "deck.css").read_text() + "\n" + pygments_css()).encode()
     stylesheets, scripts = link_tags(assets, options.single_file)
-    index = environment.get_template("deck.html.j2").render(
+    index = pages.get_template("deck.html.j2").render(
         talk=options.talk, slides=deck.slides, footer=deck.footer, stylesheets=stylesheets, scripts=scripts)
-    notes = environment.get_template("notes.html.j2").render(
+    notes = pages.get_template("notes.html.j2").render(
         talk=options.talk, slides=deck.slides, total_seconds=deck.total_seconds,
         stylesheet=Markup(f"<style>\n{assets['assets/deck.css'].decode()}\n</style>"))
     files = {"index.html": index, "notes.html": notes}
@@ -110,18 +135,22 @@ def deck_files(deck: RenderedDeck, environment, options: argparse.Namespace) -> 
 
 
 def print_notes(deck: RenderedDeck, talk: dict) -> None:
-    """Every slide's number, title, budget and notes, in order."""
+    """Every slide's number, title, budget, notes and claims, in order."""
     for slide in deck.slides:
         print(f"{slide.number:>3}. {slide.title or '(untitled)'}  [{format_minutes(slide.timing)}, "
               f"at {format_minutes(slide.start_seconds)}]  {slide.location}")
         for line in slide.notes_text.splitlines():
             print(f"      {line}")
+        for claim in slide.claims:
+            print(f"      claim {'holds' if claim['holds'] else 'FALSE'}: {claim['statement']}"
+                  f"{'  (' + claim['detail'] + ')' if claim['detail'] else ''}")
         print()
     print(total_line(deck, talk))
 
 
 def print_times(deck: RenderedDeck, talk: dict) -> None:
-    """Rehearsal: each part of the talk (a slide file) with its budget and where it ends."""
+    """Rehearsal: each part of the talk (a slide file) with its budget and where it ends, then the
+    slides whose notes cannot be said in their budget."""
     parts: dict[str, list] = {}
     for slide in deck.slides:
         parts.setdefault(slide.location.split(":")[0], []).append(slide)
@@ -133,6 +162,11 @@ def print_times(deck: RenderedDeck, talk: dict) -> None:
         print(f"{part.removeprefix('slides/'):<24} {slides[0].title[:46]:<46} {len(slides):>6} "
               f"{format_minutes(budget):>7} {format_minutes(elapsed):>8}")
     print(total_line(deck, talk))
+    for slide in deck.slides:
+        words = len(slide.notes_text.split())
+        if words > WORDS_PER_MINUTE * slide.timing / 60:
+            print(f"too long to say: slide {slide.number} ({slide.location}) has {words} words of notes for "
+                  f"{format_minutes(slide.timing)}, over {WORDS_PER_MINUTE} words a minute")
 
 
 def total_line(deck: RenderedDeck, talk: dict) -> str:
@@ -144,50 +178,62 @@ def total_line(deck: RenderedDeck, talk: dict) -> str:
 
 def run_settings(options: argparse.Namespace) -> RunSettings:
     deck_config = options.config
-    return RunSettings(root=options.root, builder=BUILDER, cache_dir=options.root / ".cache" / "deck",
+    return RunSettings(root=options.root, builder=BUILDER, cache_dir=options.cache,
                        device=options.device, size=options.size,
                        # --timeout applies to every demo; otherwise [tool.deck] sets a default and per-demo limits
                        timeout_s=options.timeout or deck_config.get("demo_timeout_s", 600),
                        timeouts={} if options.timeout else deck_config.get("timeouts", {}),
-                       keep_going=options.keep_going,
+                       env=tuple(deck_config.get("env", ())), keep_going=options.keep_going,
                        rerun=tuple(options.rerun), fresh=options.fresh, results_archive=options.results)
 
 
+COMMANDS = {"build": "build the deck (the default)", "notes": "build, print the speaker notes and claims",
+            "serve": "live preview on 127.0.0.1, rebuilt on every change",
+            "pdf": "build, then write deck.pdf and notes.pdf"}
+TAKES_VALUE = {"--device", "--size", "--out", "--root", "--rerun", "--timeout", "--export-results", "--results",
+               "--port"}
+
+
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", nargs="?", default="build", choices=["build", "notes", "serve", "pdf"],
-                        help="build (default); notes: also print the speaker notes; serve: live preview; "
-                             "pdf: also write deck.pdf and notes.pdf")
-    parser.add_argument("--watch", action="store_true", help="same as the serve command")
-    parser.add_argument("--port", type=int, default=8000, help="port for serve (on 127.0.0.1 only)")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+    argv = list(sys.argv[1:] if argv is None else argv)
+    given = [i for i, word in enumerate(argv) if word in COMMANDS and (i == 0 or argv[i - 1] not in TAKES_VALUE)]
+    if given:   # the command first: `build.py --size small notes` means `build.py notes --size small`
+        argv.insert(0, argv.pop(given[0]))
+    elif not argv or argv[0] not in ("-h", "--help"):
+        argv.insert(0, "build")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
                         help="where demos run (auto: CUDA, then MPS, then CPU)")
-    parser.add_argument("--size", default="full", choices=["full", "small"],
+    common.add_argument("--size", default="full", choices=["full", "small"],
                         help="demo size: full for the talk, small for a quick check")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default: dist/)")
-    parser.add_argument("--root", type=Path, default=BUILDER,
+    common.add_argument("--out", type=Path, default=None, help="output folder (default: dist/)")
+    common.add_argument("--root", type=Path, default=BUILDER,
                         help="the talk's folder, holding slides/ and demos/ (default: beside build.py)")
-    parser.add_argument("--single-file", action="store_true",
+    common.add_argument("--single-file", action="store_true",
                         help="inline every asset: index.html works when copied alone")
-    parser.add_argument("--keep-going", action="store_true",
-                        help="on a failing demo or slide, build anyway with an error card on that slide")
-    parser.add_argument("--rerun", action="append", default=[], metavar="DEMO",
+    common.add_argument("--keep-going", action="store_true",
+                        help="on a failing demo, slide or claim, build anyway with an error card on that slide")
+    common.add_argument("--rerun", action="append", default=[], metavar="DEMO",
                         help="rerun this demo (module.function) even if cached; repeatable")
-    parser.add_argument("--fresh", action="store_true", help="rerun every demo, ignoring the cache")
-    parser.add_argument("--timeout", type=float, default=None,
+    common.add_argument("--fresh", action="store_true", help="rerun every demo, ignoring the cache")
+    common.add_argument("--timeout", type=float, default=None,
                         help="seconds a demo may run before it is killed (default 600, or [tool.deck])")
-    parser.add_argument("--export-results", type=Path, metavar="FILE.tar",
+    common.add_argument("--export-results", type=Path, metavar="FILE.tar",
                         help="also write every result (with its provenance) to FILE.tar, to build elsewhere")
-    parser.add_argument("--results", type=Path, metavar="FILE.tar",
+    common.add_argument("--results", type=Path, metavar="FILE.tar",
                         help="use results from --export-results instead of running those demos here")
-    parser.add_argument("--times", action="store_true",
-                        help="with notes: each part's budget, where it ends, and the total against the target")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parsers = {name: commands.add_parser(name, parents=[common], help=text) for name, text in COMMANDS.items()}
+    parsers["notes"].add_argument("--times", action="store_true",
+                                  help="each part's budget, where it ends, the total against the target, "
+                                       "and slides whose notes are too long for their budget")
+    parsers["serve"].add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (default 8000)")
     options = parser.parse_args(argv)
-    if options.watch:
-        options.command = "serve"
     options.root = options.root.resolve()
     options.out = (options.out or options.root / "dist").resolve()
+    options.cache = options.root / ".cache" / "deck"
     options.templates = options.root / "templates" if (options.root / "templates").is_dir() else BUILDER / "templates"
     options.config = read_config(options.root / "pyproject.toml")
     options.talk = {**DEFAULT_TALK, **{k: v for k, v in options.config.items() if k in DEFAULT_TALK}}

@@ -2,16 +2,16 @@
 
 The builder must stay free of torch, so it learns what demos exist (and what
 their code is) from the syntax tree: a demo is a public top-level function whose
-first two parameters are ``device`` and ``size``.  The catalog also knows which
-files can change a demo's result, for the cache key.
+first two parameters are ``device`` and ``size``.  What a demo's result depends
+on is not guessed here: the worker records what each demo actually read.
 """
 from __future__ import annotations
 
 import ast
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deck.boundary import check_inside, display
 from deck.errors import BuildError, closest
 
 
@@ -33,11 +33,7 @@ class Function:
 @dataclass
 class Module:
     name: str
-    path: Path
-    source: str
     functions: dict[str, Function] = field(default_factory=dict)
-    helpers: list[str] = field(default_factory=list)       # demos._x modules it imports
-    assets: list[Path] = field(default_factory=list)       # demos/<name>.* / <name>_* data files
 
 
 @dataclass
@@ -66,7 +62,7 @@ class Catalog:
     def asset(self, filename: str) -> Path:
         path = self.demos_dir / filename
         if "/" in filename or "\\" in filename or filename.startswith(".") or not path.is_file():
-            every = [p.name for m in self.modules.values() for p in m.assets]
+            every = [p.name for p in self.demos_dir.iterdir() if p.is_file() and p.suffix != ".py"]
             raise KeyError(f"no file {filename!r} in demos/{closest(filename, every)}")
         return path
 
@@ -81,48 +77,31 @@ class Catalog:
             return function.source, f"{function.file}:{function.line} · {function.name}", "demo.py"
         return self.asset(name).read_text(encoding="utf-8"), f"demos/{name}", name  # asset() names what exists
 
-    def source_digest(self, module: str) -> str:
-        """A hash of everything in demos/ that can change this module's results."""
-        digest = hashlib.sha256()
-        seen: set[str] = set()
-        pending = [module]
-        while pending:
-            name = pending.pop()
-            if name in seen or name not in self.modules:
-                continue
-            seen.add(name)
-            entry = self.modules[name]
-            digest.update(f"{name}\0{entry.source}\0".encode())
-            for asset in entry.assets:
-                digest.update(asset.name.encode() + b"\0" + asset.read_bytes())
-            pending.extend(entry.helpers)
-        return digest.hexdigest()
-
 
 def load_catalog(demos_dir: Path, root: Path) -> Catalog:
+    check_inside(demos_dir, root)
     modules = {}
     for path in sorted(demos_dir.glob("*.py")):
         if path.name == "__init__.py":
             continue
+        if not path.stem.isidentifier():
+            package = demos_dir.joinpath(*path.stem.split(".")).with_suffix(".py")
+            raise BuildError(f"a demo module's name must be a Python identifier: a demo named "
+                             f"{path.stem}.FUNCTION would run {display(package, root)}, not this file",
+                             file=display(path, root))
         modules[path.stem] = read_module(path, root)
-    for module in modules.values():
-        if module.name.startswith("_"):
-            continue
-        module.assets = sorted(p for p in demos_dir.iterdir()
-                               if p.is_file() and p.suffix != ".py"
-                               and (p.stem == module.name or p.name.startswith(module.name + "_")))
     return Catalog(demos_dir=demos_dir, modules=modules)
 
 
 def read_module(path: Path, root: Path) -> Module:
-    shown = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+    shown = display(path, root)
     source = path.read_text(encoding="utf-8")
     try:
         tree = ast.parse(source, filename=shown)
     except SyntaxError as error:
         raise BuildError(f"syntax error in demo module: {error.msg}", file=shown, line=error.lineno) from None
     lines = source.splitlines(keepends=True)
-    module = Module(name=path.stem, path=path, source=source)
+    module = Module(name=path.stem)
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             first = min([node.lineno] + [d.lineno for d in node.decorator_list])
@@ -136,15 +115,4 @@ def read_module(path: Path, root: Path) -> Module:
                 module=path.stem, name=node.name, file=shown, line=node.lineno,
                 source="".join(lines[first - 1:node.end_lineno]),
                 is_demo=parameters == ["device", "size"] and not node.name.startswith("_"))
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module:
-            name = node.module
-            if node.level == 1:
-                name = "demos." + name
-            if name.startswith("demos."):
-                module.helpers.append(name.split(".")[1])
-            elif name == "demos" or node.level == 1 and not node.module:
-                module.helpers.extend(alias.name for alias in node.names)
-        elif isinstance(node, ast.Import):
-            module.helpers.extend(a.name.split(".")[1] for a in node.names if a.name.startswith("demos."))
     return module

@@ -15,21 +15,10 @@ from jinja2 import nodes
 
 from deck.catalog import Catalog
 from deck.errors import BuildError
+from deck.result import DemoCall
+from deck.slide_functions import RUNS_DEMO, SHOWS_CODE
 from deck.slides import Slide
 
-RUNS_DEMO = {"demo", "output", "figure", "table", "timings", "result"}
-SHOWS_CODE = {"code"}
-
-
-@dataclass(frozen=True)
-class DemoCall:
-    """One demo to run: its name and the literal arguments slides gave it."""
-    demo: str
-    args_json: str = "{}"
-
-    @property
-    def args(self) -> dict:
-        return json.loads(self.args_json)
 
 
 @dataclass
@@ -67,7 +56,7 @@ def scan(slides: list[Slide], catalog: Catalog, environment: jinja2.Environment)
                     BuildError(f"template error: {error.message}", file=slide.file, line=error.lineno))
                 continue
             for node in tree.find_all(nodes.Call):
-                if isinstance(node.node, nodes.Name) and node.node.name in RUNS_DEMO | SHOWS_CODE:
+                if isinstance(node.node, nodes.Name) and node.node.name in RUNS_DEMO + SHOWS_CODE:
                     try:
                         found.references.append(reference(node, slide, catalog))
                     except BuildError as error:

@@ -11,6 +11,7 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deck.boundary import check_inside, display
 from deck.errors import BuildError, closest
 
 SLIDE_ATTRIBUTES = {"timing", "class", "background", "id", "transition"}
@@ -41,6 +42,7 @@ class Slide:
 
 
 def load_slides(slides_dir: Path, root: Path) -> list[Slide]:
+    check_inside(slides_dir, root)
     files = sorted(slides_dir.glob("*.md"))
     if not files:
         raise BuildError(f"no slides: {display(slides_dir, root)}/ has no *.md files",
@@ -49,13 +51,6 @@ def load_slides(slides_dir: Path, root: Path) -> list[Slide]:
     for path in files:
         slides.extend(parse_file(path, display(path, root), first_number=len(slides) + 1))
     return slides
-
-
-def display(path: Path, root: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(root.resolve()))
-    except ValueError:
-        return str(path)
 
 
 def parse_file(path: Path, name: str, first_number: int = 1) -> list[Slide]:

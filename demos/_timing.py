@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 from typing import Callable
 
-from demos._results import Timing
+from deck.result import Timing
 
 
 def synchronize(device: str) -> None:

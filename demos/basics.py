@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure as MplFigure
 
-from demos._results import Figure, Result, Table, format_seconds
+from deck.result import Figure, Result, Table, format_seconds
 from demos._timing import measure, one_thread
 
 SIZES = {
@@ -452,5 +452,5 @@ def gradients_are_not_hidden(device: str, size: str = "full") -> Result:
 
 
 if __name__ == "__main__":
-    from demos._results import main
+    from demos._main import main
     main(__name__)

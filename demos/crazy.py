@@ -16,7 +16,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure as MplFigure
 from torch import nn
 
-from demos._results import Figure, Result
+from deck.result import Figure, Result
 from demos._timing import one_thread
 
 SIZES = {"small": dict(points=400, steps=300),
@@ -192,5 +192,5 @@ def random_depth_masked(device: str, size: str = "full") -> Result:
 
 
 if __name__ == "__main__":
-    from demos._results import main
+    from demos._main import main
     main(__name__)

@@ -23,7 +23,7 @@ from matplotlib.figure import Figure as MplFigure
 from matplotlib.ticker import MultipleLocator, PercentFormatter
 from matplotlib.transforms import Bbox
 
-from demos._results import Figure, Result, Table
+from deck.result import Figure, Result, Table
 
 EVENTS_CSV = Path(__file__).with_name("history.csv")
 SHARE_CSV = Path(__file__).with_name("history_share.csv")
@@ -310,5 +310,5 @@ def torchscript_warning(device: str, size: str = "full") -> Result:
 
 
 if __name__ == "__main__":
-    from demos._results import main
+    from demos._main import main
     main(__name__)

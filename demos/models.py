@@ -18,7 +18,7 @@ from matplotlib.figure import Figure as MplFigure
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from demos._results import Figure, Result, Table
+from deck.result import Figure, Result, Table
 from demos._timing import measure, synchronize
 
 # Knobs per size: "small" for the tests (seconds on a CPU), "full" for the talk.
@@ -487,5 +487,5 @@ def forgotten_eval(device: str, size: str = "full") -> Result:
 
 
 if __name__ == "__main__":
-    from demos._results import main
+    from demos._main import main
     main(__name__)

@@ -22,7 +22,7 @@ import torch.multiprocessing as mp
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from demos._results import Result, Table, Timing
+from deck.result import Result, Table, Timing
 from demos._timing import measure, one_thread
 
 CPP_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -250,5 +250,5 @@ def onnx_export(device: str, size: str = "full") -> Result:
 
 
 if __name__ == "__main__":
-    from demos._results import main
+    from demos._main import main
     main(__name__)

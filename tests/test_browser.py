@@ -10,7 +10,7 @@ from conftest import run_build
 pytestmark = pytest.mark.browser
 
 HOSTILE_DEMO = '''
-from demos._results import Result, Table
+from deck.result import Result, Table
 
 
 def hostile(device, size="full"):

@@ -28,7 +28,7 @@ def test_a_cold_build_runs_each_demo_once_and_writes_the_deck(project):
     for asset in ("reveal.js", "notes.js", "reveal.css", "theme.css", "deck.css"):
         assert (project / "dist" / "assets" / asset).stat().st_size > 1000
     notes = (project / "dist" / "notes.html").read_text()
-    assert "Say hello." in notes and "<svg" in notes                          # key figure beside its notes
+    assert "Say hello." in notes and "data:image/svg+xml" in notes                         # key figure beside its notes
     assert not [p for p in project.iterdir() if p.name.startswith(".dist")]   # no staging folders left
 
 

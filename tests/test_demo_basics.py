@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from demos import basics
-from demos._results import Result, demos_in
+from deck.result import Result, demos_in
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from demos import crazy
-from demos._results import is_demo
+from deck.result import is_demo
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import matplotlib
 import pytest
 
 from demos import history
-from demos._results import Result
+from deck.result import Result
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS_CSV = ROOT / "demos" / "history.csv"

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from demos import models
-from demos._results import Result, demos_in
+from deck.result import Result, demos_in
 
 DEMOS = ["compose_modules", "data_pipeline", "train_with_scheduler",
          "checkpoint_roundtrip", "compile_speedup", "profile_top_ops",

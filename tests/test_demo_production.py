@@ -92,7 +92,7 @@ def test_onnx_export_matches_torch():
 
 
 def test_helpers_are_not_demos():
-    from demos._results import demos_in
+    from deck.result import demos_in
     assert set(demos_in(production)) == {
         "cpp_aotinductor", "torchscript_is_deprecated",
         "ddp_two_processes", "onnx_export"}

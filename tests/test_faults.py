@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from markupsafe import escape
 
-from conftest import REPO, run_build
+from conftest import REPO, run_build, scratch_dir
 
 BAD_DEMOS = '''
 import os, sys, time
-from demos._results import Result
+from deck.result import Result
 
 
 def raises(device, size="full"):
@@ -97,7 +97,7 @@ def use(project: Path, *references: str) -> None:
 def leftovers(project: Path) -> list[str]:
     """Staging folders beside dist/ and worker scratch folders that a build should have removed."""
     return ([p.name for p in project.iterdir() if p.name.startswith(".dist.")]
-            + [p.name for p in Path(tempfile.gettempdir()).glob("deck-worker-*")])
+            + [p.name for p in scratch_dir(project).iterdir()])
 
 
 def assert_failed_cleanly(project: Path, before: dict, build, *messages: str) -> None:
@@ -161,7 +161,7 @@ def test_a_flood_of_output_is_capped_and_the_builder_stays_small(built):
 
 
 @pytest.mark.parametrize("demo, message", [
-    ("returns_a_number", "demo bad.returns_a_number returned a builtins.int; a demo returns demos._results.Result"),
+    ("returns_a_number", "demo bad.returns_a_number returned a builtins.int; a demo returns deck.result.Result"),
     ("returns_a_tensor_value", "demo bad.returns_a_tensor_value: values['loss'] is a torch.Tensor"),
 ])
 def test_demo_returns_something_unsupported(built, demo, message):
@@ -216,7 +216,7 @@ def test_damaged_cache_entries_are_rerun(built, damage):
     for entry in (project / ".cache" / "deck" / "results").glob("*.json"):
         text = entry.read_text()
         entry.write_text({"truncated": text[:100], "garbled": "\x00\x01" + text[::-1],
-                          "another version": text.replace('"format": 1', '"format": 0')}[damage])
+                          "another version": text.replace('"format": 2', '"format": 0')}[damage])
     build = run_build(project)
     assert build.returncode == 0, build.stderr
     assert "4 to run" in build.stderr and "discarding cache entry" in build.stderr

@@ -31,7 +31,6 @@ def test_catalog_lists_demos_by_signature_without_importing(project):
     assert sorted(catalog.demo_names) == ["arith.line_plot", "arith.scaled", "arith.tensor_sum", "words.shout"]
     assert catalog.function("arith.helper").is_demo is False
     assert catalog.function("arith.tensor_sum").source.startswith("def tensor_sum(device")
-    assert catalog.modules["arith"].helpers == ["_results"]
 
 
 def test_scan_finds_every_call_with_its_line_and_arguments(project):

@@ -1,37 +1,39 @@
 """Rendering a slide: Markdown + Jinja + Pygments, values in prose, escaping, and errors with locations."""
+import base64
+import dataclasses
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from markupsafe import escape
 
 from deck.catalog import load_catalog
 from deck.errors import BuildError
-from deck.references import DemoCall
-from deck.render import SlideRenderer, make_environment
+from deck.render import SlideRenderer, make_environment, page_environment
+from deck.result import DemoCall, Figure, Output, Provenance, Result, Table, Timing
 from deck.slides import parse_file
 
 REPO = Path(__file__).resolve().parent.parent
 SVG = '<svg role="img" aria-label="a line" width="10" height="10"><path d="M0 0L1 1"/></svg>'
 
 
-def result(**changes):
-    base = {"values": {"total": 45, "tiny": 3.2e-7, "label": "<script>alert(1)</script>"},
-            "tables": [{"columns": ["n", "time"], "rows": [["1", "<b>2</b>"]], "caption": "sizes"}],
-            "figures": [{"svg": SVG, "alt": "a line"}],
-            "timings": {"step": {"median_s": 0.0012, "iqr_s": 0.0002, "repeats": 7, "device": "cpu"}},
-            "output": "printed <img src=x onerror=alert(1)>\n", "output_bytes": 40, "truncated": False,
-            "seconds": 0.5, "ran_at": "2026-11-25T10:00:00+00:00",
-            "provenance": {"device": "cpu", "device_name": "cpu (test)", "torch": "2.13.0", "python": "3.11",
-                           "seconds": 0.5, "ran_at": "2026-11-25T10:00:00+00:00"},
-            "cache_key": "k"}
-    base.update(changes)
-    return base
+def result(**changes) -> Result:
+    base = Result(values={"total": 45, "tiny": 3.2e-7, "label": "<script>alert(1)</script>"},
+                  tables=[Table(["n", "time"], [["1", "<b>2</b>"]], "sizes")],
+                  figures=[Figure(alt="a line", svg=SVG)],
+                  timings={"step": Timing(median_s=0.0012, iqr_s=0.0002, repeats=7, device="cpu")},
+                  output=Output("printed <img src=x onerror=alert(1)>\n", 40),
+                  provenance=Provenance(device="cpu", device_name="cpu (test)", torch="2.13.0", python="3.11",
+                                        seconds=0.5, ran_at="2026-11-25T10:00:00+00:00"))
+    return dataclasses.replace(base, **changes)
 
 
 def render(project: Path, text: str, results=None, keep_going=False):
     path = project / "slides" / "50-x.md"
     path.write_text(text)
     slide = parse_file(path, "slides/50-x.md")[0]
-    renderer = SlideRenderer(make_environment(REPO / "templates"), load_catalog(project / "demos", project),
+    renderer = SlideRenderer(make_environment(REPO / "templates"), page_environment(REPO / "templates"),
+                             load_catalog(project / "demos", project),
                              results or {DemoCall("arith.tensor_sum"): result()},
                              {"title": "T", "presenter": "P"}, keep_going=keep_going)
     return renderer.render_slide(slide)
@@ -60,10 +62,11 @@ def test_a_demo_block_has_code_output_table_figure_and_timings(project):
     html = slide.html
     assert '<span class="nf">tensor_sum</span>' in html and '<span class="k">return</span>' in html  # Pygments
     assert "demos/arith.py:7 · tensor_sum" in html
-    assert SVG in html and slide.key_figure                                            # inline SVG
+    encoded = base64.b64encode(SVG.encode()).decode()
+    assert f'<img src="data:image/svg+xml;base64,{encoded}" alt="a line">' in html and slide.key_figure
     assert "<caption>sizes</caption>" in html and "<td>1</td>" in html
     assert "ran on cpu (test) · torch 2.13.0" in html
-    assert "<p>@@" not in html and "DECKBLOCK" not in html                             # placeholders all restored
+    assert "wzxhzdk" not in html and "\x02" not in html and "<p><div" not in html     # the stash put it all back
 
 
 def test_text_from_demos_is_escaped_never_markup(project):
@@ -95,10 +98,62 @@ def test_a_template_error_at_render_time_names_the_line(project):
 
 
 def test_keep_going_turns_errors_into_a_visible_card(project):
-    failed = {DemoCall("arith.tensor_sum"): {"error": "slides/50-x.md:4: demo arith.tensor_sum raised", "cache_key": "f"}}
+    failed = {DemoCall("arith.tensor_sum"): Result(error="slides/50-x.md:4: demo arith.tensor_sum raised")}
     slide = render(project, '<!-- .slide: timing=30 -->\n## X\n\n{{ demo("arith.tensor_sum") }} '
                             'and {{ result("arith.tensor_sum").total }}\n', results=failed, keep_going=True)
     assert 'class="error-card"' in slide.html and "demo arith.tensor_sum raised" in slide.html
     assert "⚠ demo failed" in slide.html
     broken = render(project, '<!-- .slide: timing=30 -->\n## X\n\n{{ nope }}\n', keep_going=True)
     assert 'class="error-card"' in broken.html and "slides/50-x.md:4" in broken.html
+
+
+PAYLOADS = ["<img src=x onerror=alert(1)>", "![a](x){: onerror=alert(2) }", "[x](javascript:alert(3))",
+            "<javascript:alert(4)>", "[x][r]\n\n[r]: javascript:alert(5)", "</p><script>alert(6)</script>",
+            "**bold** _em_ `code`", "{: .fragment onclick=alert(7) }", "&lt;b&gt;", "<http://example.com>"]
+
+
+def markup_of(html: str) -> list:
+    """The elements and attributes of an HTML fragment, in order: what a value must never add to."""
+    found = []
+
+    class Collect(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            found.append((tag, sorted(attrs)))
+    Collect().feed(html)
+    return found
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_a_value_is_literal_text_wherever_a_slide_puts_it(project, payload):
+    """Prose, heading, list, table cell, notes: the value shows as itself, and no markup comes from it."""
+    value = '{{ result("arith.tensor_sum").total }}'
+    text = f"""<!-- .slide: timing=30 -->
+## Heading {value}
+
+Prose {value} and **strong {value}**
+
+- item {value}
+{{: .fragment }}
+
+| a | b |
+|---|---|
+| {value} | x |
+
+Note:
+Notes {value}
+"""
+    slide = render(project, text, results={DemoCall("arith.tensor_sum"): result(values={"total": payload})})
+    plain = render(project, text, results={DemoCall("arith.tensor_sum"): result(values={"total": "plain"})})
+    assert markup_of(slide.html) == markup_of(plain.html)
+    assert markup_of(slide.notes_html) == markup_of(plain.notes_html)
+    escaped = str(escape(payload))
+    assert slide.html.count(escaped) == 5 and escaped in slide.notes_html
+    assert payload.splitlines()[0] in slide.notes_text
+
+
+def test_a_value_cannot_forge_a_block_of_the_deck(project):
+    forged = "@@DECKBLOCK0@@ \x02wzxhzdk:0\x03 deck0v0e"
+    slide = render(project, '<!-- .slide: timing=30 -->\n## X\n\n{{ code("arith.tensor_sum") }}\n\n'
+                            'v: {{ result("arith.tensor_sum").total }}\n',
+                   results={DemoCall("arith.tensor_sum"): result(values={"total": forged})})
+    assert slide.html.count("demo-code") == 1 and "@@DECKBLOCK0@@" in slide.html and "deck0v0e" in slide.html

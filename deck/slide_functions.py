@@ -1,0 +1,158 @@
+"""What a slide may call: the one list, and what each call puts on the slide.
+
+``demo()``, ``output()``, ``figure()``, ``table()``, ``timings()`` and ``result()``
+take a demo name (and optional ``args``); ``code()`` takes a function, class or
+file of ``demos/``.  The scan (deck/references.py) finds these calls before
+anything runs; the renderer (deck/render.py) binds them to a build's results.
+"""
+from __future__ import annotations
+
+import base64
+import json
+
+from markupsafe import Markup
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import get_lexer_for_filename
+from pygments.util import ClassNotFound
+
+from deck.catalog import Catalog
+from deck.errors import BuildError, closest
+from deck.result import DemoCall, Figure, Result
+
+RUNS_DEMO = ("demo", "output", "figure", "table", "timings", "result")
+SHOWS_CODE = ("code",)
+PYGMENTS_STYLE = "default"
+
+
+class Block(Markup):
+    """Finished HTML for a slide, kept away from Markdown (see deck/render.py)."""
+
+
+class SlideFunctions:
+    def __init__(self, catalog: Catalog, results: dict[DemoCall, Result], macros, block):
+        self.catalog, self.results, self.macros = catalog, results, macros
+        self.block = block                  # turns HTML into a Block for the slide being rendered
+        self.figures_on_slide: list[str] = []
+        self.formatter = HtmlFormatter(cssclass="highlight", style=PYGMENTS_STYLE)
+
+    def globals(self) -> dict:
+        return {name: getattr(self, name) for name in RUNS_DEMO + SHOWS_CODE}
+
+    # --- the calls ------------------------------------------------------------------------------
+    def demo(self, name: str, args: dict | None = None) -> Block:
+        result = self.lookup(name, args)
+        if result.failed:
+            return self.block(self.macros.error_card(result.error))
+        parts = [self.code_html(name), self.macros.output(result.output)]
+        parts += [self.macros.table(t) for t in result.tables]
+        parts += [self.figure_html(f) for f in result.figures]
+        if result.timings:
+            parts.append(self.macros.timings(result.timings))
+        parts.append(self.macros.provenance(result.provenance))
+        return self.block(Markup('<div class="demo">') + Markup("\n").join(parts) + Markup("</div>"))
+
+    def code(self, name: str) -> Block:
+        return self.block(self.code_html(name))
+
+    def output(self, name: str, args: dict | None = None) -> Block:
+        result = self.lookup(name, args)
+        return self.block(self.macros.error_card(result.error) if result.failed else self.macros.output(result.output))
+
+    def figure(self, name: str, index: int = 0, args: dict | None = None) -> Block:
+        result = self.lookup(name, args)
+        if result.failed:
+            return self.block(self.macros.error_card(result.error))
+        return self.block(self.figure_html(self.nth(result.figures, index, name, "figure")))
+
+    def table(self, name: str, index: int = 0, args: dict | None = None) -> Block:
+        result = self.lookup(name, args)
+        if result.failed:
+            return self.block(self.macros.error_card(result.error))
+        return self.block(self.macros.table(self.nth(result.tables, index, name, "table")))
+
+    def timings(self, name: str, args: dict | None = None) -> Block:
+        result = self.lookup(name, args)
+        return self.block(self.macros.error_card(result.error) if result.failed else self.macros.timings(result.timings))
+
+    def result(self, name: str, args: dict | None = None):
+        result = self.lookup(name, args)
+        return FailedValues() if result.failed else Values(name, result)
+
+    # --- their parts ----------------------------------------------------------------------------
+    def lookup(self, name: str, args: dict | None) -> Result:
+        return self.results[DemoCall(name, json.dumps(args or {}, sort_keys=True))]
+
+    @staticmethod
+    def nth(items: list, index: int, name: str, what: str):
+        if not isinstance(index, int) or not 0 <= index < len(items):
+            raise BuildError(f"demo {name} has {len(items)} {what}(s); {what} index {index} does not exist")
+        return items[index]
+
+    def code_html(self, name: str) -> Markup:
+        source, caption, filename = self.catalog.shown_code(name)
+        try:
+            lexer = get_lexer_for_filename(filename)
+        except ClassNotFound:
+            lexer = get_lexer_for_filename("x.txt")
+        return self.macros.code(Markup(highlight(source, lexer, self.formatter)), caption)
+
+    def figure_html(self, figure: Figure) -> Markup:
+        """An SVG inside <img>: it is drawn, and can never run script whatever it holds."""
+        source = "data:image/svg+xml;base64," + base64.b64encode(figure.svg.encode()).decode()
+        rendered = self.macros.figure(source, figure.alt)
+        self.figures_on_slide.append(str(rendered))
+        return rendered
+
+
+class Values:
+    """``result("m.f")`` in a slide: a demo's values (and measured numbers) by name,
+    plus ``.timings.NAME`` and ``.provenance.device_name`` etc."""
+
+    def __init__(self, demo: str, result: Result):
+        self._demo, self._result = demo, result
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name == "timings":
+            return Named(f"demo {self._demo} has no timing", self._result.timings)
+        if name == "provenance":
+            return self._result.provenance
+        values = {**self._result.values, **self._result.measured}
+        if name not in values:
+            raise BuildError(f"demo {self._demo} has no value {name!r}{closest(name, values)}; "
+                             f"its values: {', '.join(values) or '(none)'}")
+        return values[name]
+
+
+class Named:
+    def __init__(self, missing: str, entries: dict):
+        self._missing, self._entries = missing, entries
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name not in self._entries:
+            raise BuildError(f"{self._missing} {name!r}{closest(name, self._entries)}; "
+                             f"it has: {', '.join(self._entries) or '(none)'}")
+        return self._entries[name]
+
+
+class FailedValues:
+    """What ``result()`` gives for a demo that failed under --keep-going: a visible marker,
+    however deep the slide reaches into it (``.timings.step``, ``.provenance.torch``)."""
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self
+
+    def __html__(self) -> str:
+        return '<span class="value-error">⚠ demo failed</span>'
+
+    __str__ = __html__
+
+
+def pygments_css() -> str:
+    return HtmlFormatter(cssclass="highlight", style=PYGMENTS_STYLE).get_style_defs(".highlight")
