@@ -135,6 +135,17 @@ def best_device(torch) -> str:
     return "cpu"
 
 
+def seed_random_state(seed: int = 0) -> None:
+    """Every demo starts from the same random state (Python, NumPy, torch), in the build and alone."""
+    import random
+
+    import numpy
+    import torch
+    random.seed(seed)
+    numpy.random.seed(seed)
+    torch.manual_seed(seed)
+
+
 # --- what a demo read: Result.reads maps talk-relative paths to these hashes -------------------
 
 def file_hash(path: str) -> str:

@@ -37,6 +37,7 @@ import traceback
 from html import escape
 
 from deck.result import (Figure, Output, Provenance, Result, Table, Timing, file_hash, folder_hash,
+                         seed_random_state,
                          from_json, to_json)
 
 OUTPUT_CAP_BYTES = 64 * 1024
@@ -225,6 +226,7 @@ def run_demo(request: dict, device: str, root: str) -> dict:
     started = time.perf_counter()
     try:
         check_device(device)
+        seed_random_state()
         module = importlib.import_module(f"demos.{module_name}")
         returned = getattr(module, function_name)(device, request["size"], **request["args"])
         result = checked(returned, request["demo"])

@@ -12,7 +12,7 @@ import os
 import sys
 import tempfile
 
-from deck.result import Result, best_device
+from deck.result import Result, best_device, seed_random_state
 
 
 def demos_in(module) -> dict:
@@ -60,5 +60,6 @@ def main(module_name: str) -> None:
     for name in args.names or demos:
         print(f"== {module_name}.{name} (device={device}, size={args.size})")
         sys.stdout.flush()
+        seed_random_state()   # as in the build, so the numbers match the slides'
         result = demos[name](device, args.size)
         print_result(result, tempfile.mkdtemp(prefix=f"{name}-"))

@@ -1,6 +1,12 @@
 """Results travel: run the demos on one machine, build the deck on another without rerunning them."""
+import base64
+import io
+import json
 import re
 import shutil
+import tarfile
+
+import pytest
 
 from conftest import run_build
 
@@ -33,8 +39,8 @@ def test_results_exported_on_one_machine_build_the_deck_on_another(project, tmp_
     module.write_text(module.read_text().replace('"hello"', '"howdy"'))
     stale = run_build(laptop, "--results", str(archive))
     assert stale.returncode == 0 and ran(stale) == []                         # reported, not rerun
-    assert "stale: words.shout has changed since it ran on cpu" in stale.stderr
-    assert "words.shout <strong>(stale: its code changed since)</strong>" in (laptop / "dist" / "index.html").read_text()
+    assert re.search(r"stale: words.shout ran on cpu .* and since then demos/words.py changed", stale.stderr)
+    assert "words.shout <strong>(stale:" in (laptop / "dist" / "index.html").read_text()
     asked = run_build(laptop, "--results", str(archive), "--rerun", "words.shout")
     assert ran(asked) == ["words.shout"] and "the word is HOWDY" in (laptop / "dist" / "index.html").read_text()
 
@@ -44,3 +50,66 @@ def test_a_broken_archive_is_a_clear_error(project, tmp_path):
     archive.write_bytes(b"not a tar file")
     broken = run_build(project, "--results", str(archive))
     assert broken.returncode == 1 and f"cannot read results from {archive}" in broken.stderr
+
+
+def rewrite_archive(source, target, change) -> None:
+    """A copy of an archive with change(entry) applied to each member's JSON."""
+    with tarfile.open(source) as old, tarfile.open(target, "w") as new:
+        for member in old.getmembers():
+            entry = json.loads(old.extractfile(member).read())
+            change(entry)
+            data = json.dumps(entry).encode()
+            member.size = len(data)
+            new.addfile(member, io.BytesIO(data))
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda e: e["result"]["provenance"].update(ran_at=5), "result.provenance.ran_at: expected a str, got 5"),
+    (lambda e: e["result"]["values"].update(total={"a": 1}), "result.values.total: expected a number, string"),
+    (lambda e: e["result"]["tables"].append({"columns": "x"}), "result.tables[0]: missing caption, rows"),
+    (lambda e: e.update(demo="../../etc.passwd"), "demo: not a demo name"),
+    (lambda e: e.update(args_json="[1]"), "args_json: expected a JSON object in a string"),
+    (lambda e: e["result"].update(extra=1), "result: unknown extra"),
+])
+def test_a_tampered_archive_is_refused_naming_the_member_and_field(project, tmp_path, change, message):
+    archive, tampered = tmp_path / "results.tar", tmp_path / "tampered.tar"
+    assert run_build(project, "--export-results", str(archive)).returncode == 0
+    rewrite_archive(archive, tampered, change)
+    build = run_build(project, "--results", str(tampered))
+    assert build.returncode == 1 and "Traceback" not in build.stderr
+    assert re.search(rf"error: tampered.tar:results/\d{{4}}.json: {re.escape(message)}", build.stderr), build.stderr
+
+
+def test_a_figure_from_an_archive_cannot_run_script(project, tmp_path):
+    archive, tampered = tmp_path / "results.tar", tmp_path / "tampered.tar"
+    assert run_build(project, "--export-results", str(archive)).returncode == 0
+    evil = '<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"><script>alert(2)</script></svg>'
+
+    def poison(entry):
+        for figure in entry["result"]["figures"]:
+            figure.update(svg=evil, alt='"><script>alert(3)</script>')
+    rewrite_archive(archive, tampered, poison)
+    assert run_build(project, "--results", str(tampered)).returncode == 0
+    for page in ("index.html", "notes.html"):
+        html = (project / "dist" / page).read_text()
+        assert evil not in html and "<script>alert" not in html and 'onload="' not in html
+        assert f'src="data:image/svg+xml;base64,{base64.b64encode(evil.encode()).decode()}"' in html
+
+
+def test_an_archive_of_the_first_format_is_read_and_reported_stale(project, tmp_path):
+    archive, legacy = tmp_path / "results.tar", tmp_path / "legacy.tar"
+    assert run_build(project, "--export-results", str(archive)).returncode == 0
+
+    def to_first_format(entry):
+        new = entry.pop("result")
+        del entry["format"]
+        where = new["provenance"]
+        entry.update(source_digest="0" * 64, result={
+            "values": new["values"], "tables": new["tables"], "figures": new["figures"], "timings": new["timings"],
+            "output": new["output"]["text"], "output_bytes": new["output"]["total_bytes"], "truncated": False,
+            "seconds": where["seconds"], "ran_at": where["ran_at"],
+            "provenance": {k: where[k] for k in ("device", "device_name", "torch", "python", "seconds", "ran_at")}})
+    rewrite_archive(archive, legacy, to_first_format)
+    build = run_build(project, "--results", str(legacy))
+    assert build.returncode == 0 and ran(build) == [] and "stale: arith.tensor_sum" in build.stderr
+    assert "The sum is 45 on cpu." in (project / "dist" / "index.html").read_text()
