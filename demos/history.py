@@ -30,9 +30,9 @@ SHARE_CSV = Path(__file__).with_name("history_share.csv")
 
 MARKERS = {"release": "o", "milestone": "D", "deprecation": "X"}
 MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
-FONT = 12                         # points; the deck is projected at 1280x720
-FIG_SIZE = (8.0, 4.5)             # inches
-AXES = (0.21, 0.09, 0.77, 0.80)   # left, bottom, width, height of the figure
+FONT = 15                         # points: 20 px and more once the figure spans a 1280x720 slide
+FIG_SIZE = (12.0, 5.4)            # inches: the slide's width, and the height left under a heading
+AXES = (0.17, 0.09, 0.81, 0.80)   # left, bottom, width, height of the figure
 
 
 # --- reading the cited tables ----------------------------------------------
@@ -110,7 +110,7 @@ def place_labels(ax, labels: list, markers: list[Bbox]) -> None:
         placed.append(box_at(best))
 
 
-def marker_box(ax, x: float, y: float, points: float = 9) -> Bbox:
+def marker_box(ax, x: float, y: float, points: float = 11) -> Bbox:
     """A marker's footprint in display units, so labels keep off it."""
     cx, cy = ax.transData.transform((x, y))
     r = points / 2 * ax.figure.dpi / 72
@@ -128,7 +128,7 @@ def style_timeline(ax, houses: list[str]) -> None:
     ax.grid(axis="x", alpha=0.3)
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
-    handles = [ax.plot([], [], MARKERS[kind], ms=9, color="#666", ls="")[0]
+    handles = [ax.plot([], [], MARKERS[kind], ms=11, color="#666", ls="")[0]
                for kind in MARKERS]
     ax.figure.legend(handles, ["release", "milestone", "deprecation (†)"],
                      loc="upper center", bbox_to_anchor=(0.6, 1.0), ncols=3,
@@ -153,7 +153,7 @@ def draw_timeline(events: list[dict]) -> MplFigure:
     labels, markers = [], []
     for x, event in zip(xs, events):
         lane, dead = lane_of[event["house"]], event["kind"] == "deprecation"
-        ax.plot(x, lane, MARKERS[event["kind"]], ms=9, markeredgecolor="white",
+        ax.plot(x, lane, MARKERS[event["kind"]], ms=11, markeredgecolor="white",
                 color="#444" if dead else color_of[event["house"]])
         labels.append(ax.text(x, lane, label(event), va="center",
                               fontsize=FONT, color="#444" if dead else "black",
@@ -233,7 +233,7 @@ def draw_share(rows: list[dict]) -> MplFigure:
                 lw=2, label=f"{field} conferences")
     counts = papers_per_year(rows)
     ax.plot(list(counts), pytorch_share(counts), "s-", color="black", lw=4,
-            ms=8, label="all conferences")
+            ms=10, label="all conferences")
     ax.axhline(0.5, color="#888", ls="--", lw=1)
     ax.set(ylim=(0, 1), xticks=list(counts))
     ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))

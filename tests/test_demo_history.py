@@ -23,11 +23,14 @@ SHARE_CSV = ROOT / "demos" / "history_share.csv"
 SLIDES = ROOT / "slides"
 MY_SLIDES = ["00-title.md", "05-welcome.md", "10-grabber.md", "15-agenda.md",
              "20-objectives.md", "25-ethos.md", "30-practical.md",
-             "40-history.md", "96-final.md", "98-references.md"]
+             "40-history.md", "90-questions.md", "92-summary.md",
+             "94-objectives.md", "96-final.md", "98-references.md"]
 
 RELEASES = {"Theano", "Torch7", "Caffe", "Chainer", "TensorFlow", "Keras",
-            "MXNet", "CNTK", "PyTorch", "ONNX", "JAX"}
-MILESTONES = {"TensorFlow 2.0", "PyTorch Foundation", "PyTorch 2.0"}
+            "MXNet", "CNTK", "PyTorch", "JAX"}
+# ONNX is a file format, not a framework: a milestone, never counted as one.
+MILESTONES = {"ONNX", "TensorFlow 2.0", "PyTorch Foundation", "PyTorch 2.0"}
+SECONDARY_HOSTS = ("wikipedia.org", "aiwiki", "techcrunch.com")
 DEPRECATIONS = {"TorchScript"}
 
 
@@ -58,12 +61,34 @@ def share() -> Result:
 def test_every_event_is_dated_kinded_and_cited():
     events = rows(EVENTS_CSV)
     assert list(events[0]) == ["framework", "event", "date", "house", "kind",
-                               "source_url", "note"]
+                               "source_url", "source_kind", "note"]
     for event in events:
         assert date(2000, 1, 1) <= parse(event["date"]) <= date.today()
         assert event["kind"] in {"release", "milestone", "deprecation"}
         assert re.fullmatch(r"https?://\S+", event["source_url"]), event
         assert event["framework"] and event["event"] and event["house"]
+
+
+def test_every_event_says_whether_its_source_is_primary():
+    """An encyclopedia or a news story is a secondary source, and the row says so."""
+    for event in rows(EVENTS_CSV):
+        assert event["source_kind"] in {"primary", "secondary"}, event
+        if any(host in event["source_url"] for host in SECONDARY_HOSTS):
+            assert event["source_kind"] == "secondary", event["source_url"]
+    primary = {e["framework"] for e in rows(EVENTS_CSV)
+               if e["source_kind"] == "primary"}
+    assert {"CNTK", "MXNet", "ONNX", "JAX", "PyTorch", "PyTorch 2.0"} <= primary
+
+
+def test_the_corrected_dates():
+    """CNTK's GitHub release, MXNet's v0.5, ONNX's announcement day."""
+    first = {}
+    for event in sorted(rows(EVENTS_CSV), key=lambda e: e["date"]):
+        first.setdefault(event["framework"], event)
+    assert first["CNTK"]["date"] == "2016-01"
+    assert first["MXNet"]["date"] == "2015-09" and "Amazon" not in first["MXNet"]["house"].split("(")[0]
+    assert first["ONNX"]["date"] == "2017-09-07"
+    assert first["JAX"]["date"].startswith("2018-1")
 
 
 def test_every_required_framework_and_turn_is_there():
@@ -116,6 +141,7 @@ def test_timeline_values_match_the_csv(timeline):
     assert values["n_events"] == len(events)
     assert values["n_frameworks"] == len(
         {e["framework"] for e in events if e["kind"] == "release"})
+    assert values["n_frameworks"] == len(RELEASES)          # ONNX not among them
     first_row = {}
     for event in events:
         first_row.setdefault(event["framework"], event)
@@ -175,6 +201,35 @@ def test_every_source_is_on_the_references_slide():
     references = (SLIDES / "98-references.md").read_text(encoding="utf-8")
     for row in rows(EVENTS_CSV) + rows(SHARE_CSV):
         assert f"({row['source_url']})" in references, row["source_url"]
+
+
+def test_every_url_on_my_slides_is_on_the_references_slide():
+    references = (SLIDES / "98-references.md").read_text(encoding="utf-8")
+    for name, text in my_slide_text().items():
+        for url in re.findall(r"\]\((https?://[^\s)]+(?:\([^)]*\))?[^\s)]*)\)", text):
+            assert url in references, f"{name}: {url}"
+
+
+def test_the_part_five_sources_are_referenced():
+    references = (SLIDES / "98-references.md").read_text(encoding="utf-8")
+    for page in ("ai.meta.com/blog/pytorch-builds-the-future-of-ai",
+                 "docs.pytorch.org/docs/stable/onnx.html",
+                 "distributed.fsdp.fully_shard.html"):
+        assert page in references
+
+
+def test_the_paper_share_slide_quotes_no_typed_percentage():
+    """Shares on the slide come from the data; the article's own percentages
+    (which count differently) never caption the chart."""
+    text = (SLIDES / "10-grabber.md").read_text(encoding="utf-8")
+    prose = re.sub(r"\{\{.*?\}\}", " ", text, flags=re.S)
+    assert not re.search(r"\d+ ?%", prose)
+
+
+def test_the_closing_marks_the_underdog_claim_as_the_presenters_own():
+    text = (SLIDES / "96-final.md").read_text(encoding="utf-8")
+    assert "TensorBoard" in text and re.search(r"my own claim", text, re.I)
+    assert "Thank you" in text
 
 
 def test_every_slide_has_a_timing_and_notes():

@@ -84,3 +84,13 @@ def test_a_demo_slide_screenshot(deck, talk):
     shot = talk / "demo-slide.png"
     page.screenshot(path=str(shot))
     assert shot.stat().st_size > 20000
+
+
+def test_the_talk_ends_on_its_closing_with_backup_slides_after_it(deck):
+    page, _, _ = deck
+    sections = page.eval_on_selector_all(".slides > section", "s => s.map(x => ({id: x.id, cls: x.className}))")
+    main = [s for s in sections if "backup" not in s["cls"] and s["id"] != "provenance"]
+    assert "closing" in main[-1]["cls"]
+    assert sections.index(main[-1]) < sections.index(next(s for s in sections if s["id"] == "provenance"))
+    title = page.inner_text(".slides > section:first-child")
+    assert "Your Name" not in title and "**" not in title

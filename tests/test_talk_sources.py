@@ -1,4 +1,7 @@
-"""The talk's sources: every slide paced and with notes, a 40–50 minute budget, code that fits a slide."""
+"""The talk's sources: every slide paced and with notes, a budget that leaves time for questions,
+notes that can be spoken in their slot, code that fits a slide, and the presenter set in one place."""
+import re
+import tomllib
 from pathlib import Path
 
 from deck.catalog import load_catalog
@@ -22,13 +25,65 @@ def test_the_files_follow_the_outline_in_order():
     assert [name for name in names if name in OUTLINE_PARTS] == OUTLINE_PARTS
 
 
-def test_every_slide_has_a_budget_and_notes_and_the_talk_fits_40_to_50_minutes():
+QUESTION_MINUTES = 3            # kept free of any slide's budget
+WORDS_PER_MINUTE = 160          # what a presenter can say in a budgeted minute
+PROVENANCE_SECONDS = 10         # the generated slide after the last file
+URL = re.compile(r"https?://|www\.")
+
+
+def settings() -> dict:
+    return tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["deck"]
+
+
+def spoken_words(notes: str) -> int:
+    """Words in a slide's notes; a {{ value }} counts as one word, a {% tag %} as none."""
+    notes = re.sub(r"\{%.*?%\}", " ", notes, flags=re.S)
+    return len(re.sub(r"\{\{.*?\}\}", "value", notes, flags=re.S).split())
+
+
+def test_every_slide_has_a_budget_and_notes_and_the_talk_leaves_time_for_questions():
     slides, _, found = talk()
     assert found.errors == []
     for slide in slides:
         assert slide.timing, slide.location
         assert len(slide.notes.split()) >= 15, slide.location
-    assert 40 * 60 <= sum(slide.timing for slide in slides) <= 50 * 60
+    target = settings()["target_minutes"] * 60
+    total = sum(slide.timing for slide in slides) + PROVENANCE_SECONDS
+    assert target - 10 * 60 <= total <= target - QUESTION_MINUTES * 60
+
+
+def test_notes_fit_their_slot_and_read_no_url_aloud():
+    slides, _, _ = talk()
+    too_long = [(s.location, spoken_words(s.notes), s.timing) for s in slides
+                if spoken_words(s.notes) > WORDS_PER_MINUTE * s.timing / 60]
+    assert too_long == []
+    assert [s.location for s in slides if URL.search(s.notes)] == []
+
+
+def test_no_slide_promises_an_hour():
+    slides, _, _ = talk()
+    assert [s.location for s in slides if re.search(r"\ban hour\b", s.body + s.notes, re.I)] == []
+
+
+def test_the_presenter_is_set_in_pyproject_only():
+    presenter = settings()["presenter"]
+    assert presenter != "Your Name"
+    for path in (REPO / "slides").glob("*.md"):
+        text = path.read_text(encoding="utf-8")
+        assert "Your Name" not in text, path.name
+        if presenter:
+            assert presenter not in text, f"{path.name} types the presenter's name"
+    title = (REPO / "slides" / "00-title.md").read_text(encoding="utf-8")
+    assert "{% if talk.presenter %}" in title and "{{ talk.presenter }}" in title
+
+
+def test_the_ending_is_the_last_main_slide_and_backup_slides_follow_it():
+    slides, _, _ = talk()
+    classes = [s.attributes.get("class", "").split() for s in slides]
+    main = [i for i, c in enumerate(classes) if "backup" not in c]
+    assert "closing" in classes[main[-1]]
+    assert main == list(range(len(main)))            # nothing of the main talk after a backup slide
+    assert all("backup" in c for c in classes[len(main):]) and len(main) < len(slides)
 
 
 def test_code_shown_on_a_slide_fits_on_it():
