@@ -116,6 +116,9 @@ def print_notes(deck: RenderedDeck, talk: dict) -> None:
               f"at {format_minutes(slide.start_seconds)}]  {slide.location}")
         for line in slide.notes_text.splitlines():
             print(f"      {line}")
+        for claim in slide.claims:
+            outcome = {True: "holds", False: "FALSE", None: "not checked"}[claim["holds"]]
+            print(f"      claim: {claim['statement']} [{outcome}] {claim['detail']}")
         print()
     print(total_line(deck, talk))
 

@@ -28,13 +28,14 @@ from pygments.lexers import get_lexer_for_filename
 from pygments.util import ClassNotFound
 
 from deck.catalog import Catalog
+from deck.claims import GLOBALS as CLAIM_GLOBALS, ClaimExtension
 from deck.errors import BuildError, closest
 from deck.references import DemoCall, Reference
 from deck.slides import Slide
 
 PYGMENTS_STYLE = "default"
 PROVENANCE_SLIDE_SECONDS = 10
-RENDER_VERSION = "1"  # change when the renderer's output changes, to invalidate the render cache
+RENDER_VERSION = "2"  # change when the renderer's output changes, to invalidate the render cache
 
 
 @dataclass
@@ -53,6 +54,7 @@ class RenderedSlide:
     key_figure: str = ""
     start_seconds: int = 0
     error: str = ""
+    claims: list = dataclasses.field(default_factory=list)  # {statement, holds, detail, line} per claim
 
 
 @dataclass
@@ -79,7 +81,9 @@ def format_minutes(seconds: float) -> str:
 
 def make_environment(templates_dir: Path) -> SandboxedEnvironment:
     environment = SandboxedEnvironment(loader=jinja2.FileSystemLoader(templates_dir), autoescape=True,
-                                       undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+                                       undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                                   extensions=[ClaimExtension])
+    environment.globals.update(CLAIM_GLOBALS)
     environment.filters.update(
         sci=lambda x, digits=1: f"{float(x):.{digits}e}",
         seconds=format_seconds,
@@ -265,6 +269,7 @@ class SlideRenderer:
 
     def render_slide(self, slide: Slide) -> RenderedSlide:
         self.figures_on_slide = []
+        self.environment.claims_log = []
         try:
             if slide.number in self.slide_errors:
                 raise BuildError("\n".join(str(e) for e in self.slide_errors[slide.number]))
@@ -283,7 +288,8 @@ class SlideRenderer:
             html=body_html, notes_html=notes_html, notes_text=plain_notes(notes_text),
             id=slide.attributes.get("id", f"slide-{slide.number}"), classes=slide.attributes.get("class", ""),
             background=slide.attributes.get("background", ""), transition=slide.attributes.get("transition", ""),
-            key_figure=self.figures_on_slide[0] if self.figures_on_slide else "", error=error)
+            key_figure=self.figures_on_slide[0] if self.figures_on_slide else "", error=error,
+            claims=[dataclasses.asdict(claim) for claim in self.environment.claims_log])
 
 
 def template_line(error: BaseException, slide: Slide) -> int:
