@@ -47,72 +47,65 @@ class ClaimExtension(Extension):
         parser.stream.expect("comma")
         statement = parser.parse_expression()
         leaves = result_leaves(expression)
-        names = nodes.List([nodes.Const(label) for label, _ in leaves])
-        values = nodes.List([node for _, node in leaves])
-        calls = unique_calls([node for _, node in leaves])
-        results = nodes.List(calls)
-        devices = nodes.List([nodes.Getattr(nodes.Getattr(call, "provenance", "load"), "device_name", "load")
-                              for call in calls])
+        names = nodes.List([nodes.Const(name) for name, _, _ in leaves])
+        values = nodes.List([node for _, node, _ in leaves])
+        owners = nodes.List([owner for _, _, owner in leaves])
         line = nodes.Const(lineno)
-        check = self.call_method("_check", [expression, statement, names, values, devices, line])
+        check = self.call_method("_check", [expression, statement, names, values, owners, line])
         skip = self.call_method("_skip", [statement, line])
-        usable = self.call_method("_usable", [results])
+        usable = self.call_method("_usable", [owners])
         return nodes.If(usable, [nodes.Output([check])], [], [nodes.Output([skip])], lineno=lineno)
 
-    def _usable(self, results) -> bool:
-        return not any(type(r).__name__ == "FailedValues" for r in results)
+    def _usable(self, owners) -> bool:
+        return not any(type(owner).__name__ == "FailedValues" for owner in owners)
 
     def _skip(self, statement: str, line: int) -> str:
         self.environment.claims_log.append(Claim(statement, None, "a demo it rests on failed", line))
         return ""
 
-    def _check(self, holds, statement: str, names, values, devices, line: int) -> str:
-        detail = ", ".join(f"{name}={describe(value)}" for name, value in zip(names, values))
+    def _check(self, holds, statement: str, names, values, owners, line: int) -> str:
+        results = [(name, value, owner) for name, value, owner in zip(names, values, owners) if is_result(owner)]
+        detail = ", ".join(f"{name}={describe(value)}" for name, value, _ in results)
         self.environment.claims_log.append(Claim(statement, bool(holds), detail, line))
         if not holds:
-            device = " and ".join(dict.fromkeys(str(d) for d in devices)) or "this build"
-            raise BuildError(f'claim "{statement}" is false on {device}' + (f": {detail}" if detail else ""),
-                             line=line)
+            devices = dict.fromkeys(str(owner._result["provenance"]["device_name"]) for _, _, owner in results)
+            raise BuildError(f'claim "{statement}" is false on {" and ".join(devices) or "this build"}'
+                             + (f": {detail}" if detail else ""), line=line)
         return ""
 
 
-def result_leaves(expression: nodes.Node) -> list[tuple[str, nodes.Node]]:
-    """(NAME, node) for each result("m.f").NAME and result("m.f").timings.NAME in the expression."""
-    found: dict[str, nodes.Node] = {}
+def is_result(owner) -> bool:
+    """A demo's values (``result("m.f")``), whose provenance names the device it ran on."""
+    return isinstance(getattr(owner, "_result", None), dict) and "provenance" in owner._result
+
+
+def result_leaves(expression: nodes.Node) -> list[tuple[str, nodes.Node, nodes.Node]]:
+    """(NAME, node, owner) for each OWNER.NAME and OWNER.timings.NAME in the expression.
+
+    OWNER is a ``result("m.f")`` call or a name (``{% set r = result("m.f") %}``); which of
+    them really are demo results is known only when the slide renders.
+    """
+    found: dict[str, tuple[nodes.Node, nodes.Node]] = {}
 
     def visit(node):
         if isinstance(node, nodes.Getattr):
             base = node.node
-            if is_result_call(base) and node.attr not in ("timings", "provenance"):
-                found.setdefault(node.attr, node)
+            if is_owner(base) and node.attr not in ("timings", "provenance"):
+                found.setdefault(node.attr, (node, base))
                 return
-            if (isinstance(base, nodes.Getattr) and base.attr == "timings" and is_result_call(base.node)):
-                found.setdefault(node.attr, node)
+            if isinstance(base, nodes.Getattr) and base.attr == "timings" and is_owner(base.node):
+                found.setdefault(node.attr, (node, base.node))
                 return
         for child in node.iter_child_nodes():
             visit(child)
 
     visit(expression)
-    return list(found.items())
+    return [(name, node, owner) for name, (node, owner) in found.items()]
 
 
-def is_result_call(node: nodes.Node) -> bool:
-    return (isinstance(node, nodes.Call) and isinstance(node.node, nodes.Name) and node.node.name == "result")
-
-
-def call_of(node: nodes.Getattr) -> nodes.Call:
-    while not is_result_call(node):
-        node = node.node
-    return node
-
-
-def unique_calls(leaves: list[nodes.Node]) -> list[nodes.Call]:
-    calls: dict[str, nodes.Call] = {}
-    for leaf in leaves:
-        call = call_of(leaf)
-        key = repr(call.args) + repr(call.kwargs)
-        calls.setdefault(key, call)
-    return list(calls.values())
+def is_owner(node: nodes.Node) -> bool:
+    return isinstance(node, nodes.Name) or (
+        isinstance(node, nodes.Call) and isinstance(node.node, nodes.Name) and node.node.name == "result")
 
 
 def describe(value) -> str:

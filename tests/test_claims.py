@@ -51,6 +51,13 @@ def test_a_false_claim_stops_the_build_with_file_line_device_and_values(project)
                                  'loss_end=1.04, loss_start=0.702')
 
 
+def test_a_claim_reads_results_set_to_a_name(project):
+    with pytest.raises(BuildError, match=r'^slides/50-x.md:5: claim "it fell" is false on cuda \(NVIDIA H200\): '
+                                         r'loss_end=1.04, eager=1 ms ± 50 µs$'):
+        render(project, '<!-- .slide: timing=30 -->\n## Loss\n{% set r = result("arith.tensor_sum") %}\n\n'
+                        '{% claim r.loss_end < 1 and r.timings.eager.median_s > 0, "it fell" %}\n')
+
+
 def test_a_true_claim_renders_nothing_and_is_logged(project):
     slide = render(project, '<!-- .slide: timing=30 -->\n## Loss\n\nA{% claim result("arith.tensor_sum").other == 3, '
                             '"three" %}B\n\nNote:\nSay it.\n{% claim faster(result("arith.tensor_sum").timings.compiled,'
