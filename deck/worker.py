@@ -148,7 +148,8 @@ def to_json(returned, demo: str) -> dict:
     if not isinstance(returned, Result):
         raise UnsupportedResult(f"demo {demo} returned a {type(returned).__module__}.{type(returned).__qualname__}; "
                                 "a demo returns demos._results.Result (or None)")
-    values = {name: plain(value, f"values[{name!r}]", demo) for name, value in returned.values.items()}
+    values = {name: plain(value, f"values[{name!r}]", demo)
+              for name, value in {**returned.values, **returned.measured}.items()}
     for what, items, kind in (("tables", returned.tables, Table), ("figures", returned.figures, Figure)):
         for item in items:
             if not isinstance(item, kind):

@@ -45,6 +45,8 @@ class Figure:
 @dataclass
 class Result:
     values: dict[str, Any] = field(default_factory=dict)
+    # numbers derived from timings (speed-ups, calls per second): they vary run to run
+    measured: dict[str, Any] = field(default_factory=dict)
     tables: list[Table] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)
     timings: dict[str, Timing] = field(default_factory=dict)
@@ -82,7 +84,7 @@ def default_device() -> str:
 def print_result(result: Result | None, figure_dir: str) -> None:
     if result is None:
         return
-    for name, value in result.values.items():
+    for name, value in {**result.values, **result.measured}.items():
         print(f"  {name} = {value}")
     for name, timing in result.timings.items():
         print(f"  time {name}: {timing}")
