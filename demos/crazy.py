@@ -33,7 +33,7 @@ def make_spirals(points: int, noise: float = 0.15):
 
 
 class RandomDepthMLP(nn.Module):
-    """An MLP that uses a random number of its hidden layers on each call."""
+    """An MLP that runs a random number of its layers."""
     def __init__(self, width: int = 64, max_depth: int = 6):
         super().__init__()
         self.inp = nn.Linear(2, width)
@@ -41,14 +41,14 @@ class RandomDepthMLP(nn.Module):
             nn.Linear(width, width) for _ in range(max_depth))
         self.out = nn.Linear(width, 2)
 
-    def forward(self, x):  # plain Python control flow, new depth every call
+    def forward(self, x):  # plain Python control flow
         n = len(self.hidden)
         h = torch.relu(self.inp(x))
         if self.training:
             self.depth = torch.randint(1, n + 1, ()).item()
             for layer in self.hidden[:self.depth]:
-                h = h + torch.relu(layer(h))  # residual: any depth works
-        else:  # all layers, each scaled by how often it ran in training
+                h = h + torch.relu(layer(h))  # residual
+        else:  # all layers, scaled by how often each one ran
             for k, layer in enumerate(self.hidden):
                 h = h + (n - k) / n * torch.relu(layer(h))
         return self.out(h)

@@ -299,7 +299,7 @@ def checkpoint_roundtrip(device: str, size: str = "full") -> Result:
 # --- torch.compile: a one-off cost for faster calls ---
 
 def gelu_by_hand(x):
-    """GELU written out: seven elementwise ops, seven passes over memory."""
+    """GELU written out: seven elementwise ops, seven passes."""
     inner = math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)
     return 0.5 * x * (1 + torch.tanh(inner))
 
