@@ -142,8 +142,8 @@ def print_notes(deck: RenderedDeck, talk: dict) -> None:
         for line in slide.notes_text.splitlines():
             print(f"      {line}")
         for claim in slide.claims:
-            print(f"      claim {'holds' if claim['holds'] else 'FALSE'}: {claim['statement']}"
-                  f"{'  (' + claim['detail'] + ')' if claim['detail'] else ''}")
+            outcome = {True: "holds", False: "FALSE", None: "not checked"}[claim["holds"]]
+            print(f"      claim: {claim['statement']} [{outcome}] {claim['detail']}")
         print()
     print(total_line(deck, talk))
 

@@ -10,6 +10,7 @@ arrives as exactly the HTML the templates made.
 """
 from __future__ import annotations
 
+import dataclasses
 import html
 import re
 import secrets
@@ -25,6 +26,7 @@ from markdown.util import ETX, STX
 from markupsafe import Markup, escape
 
 from deck.catalog import Catalog
+from deck.claims import GLOBALS as CLAIM_GLOBALS, ClaimExtension
 from deck.errors import BuildError
 from deck.result import DemoCall, Result, format_seconds
 from deck.slide_functions import PYGMENTS_STYLE, Block, SlideFunctions
@@ -77,7 +79,9 @@ FILTERS = {
 def make_environment(templates_dir: Path) -> SandboxedEnvironment:
     """The environment slide text is rendered in (sandboxed, autoescaped, strict about names)."""
     environment = SandboxedEnvironment(loader=jinja2.FileSystemLoader(templates_dir), autoescape=True,
-                                       undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+                                       undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                                       extensions=[ClaimExtension])
+    environment.globals.update(CLAIM_GLOBALS)
     environment.filters.update(FILTERS)
     return environment
 
@@ -129,7 +133,7 @@ class SlideRenderer:
         if isinstance(value, Block):
             return value
         marker = self.marker.format(len(self.pending))
-        text = str(value if hasattr(value, "__html__") else escape(value))
+        text = str(escape(value))   # HTML the deck made (it has __html__) stays, anything else is escaped
         self.pending[marker] = text.replace(STX, "").replace(ETX, "")   # what Markdown's stash markers are made of
         return Markup(marker)
 
@@ -161,6 +165,7 @@ class SlideRenderer:
 
     def render_slide(self, slide: Slide) -> RenderedSlide:
         self.functions.figures_on_slide = []
+        self.environment.claims_log = []
         try:
             if slide.number in self.slide_errors:
                 raise BuildError("\n".join(str(e) for e in self.slide_errors[slide.number]))
@@ -179,7 +184,8 @@ class SlideRenderer:
             location=slide.location, html=body_html, notes_html=notes_html, notes_text=html_to_text(notes_html),
             id=slide.attributes.get("id", f"slide-{slide.number}"), classes=slide.attributes.get("class", ""),
             background=slide.attributes.get("background", ""), transition=slide.attributes.get("transition", ""),
-            key_figure=figures[0] if figures else "", error=error)
+            key_figure=figures[0] if figures else "", error=error,
+            claims=[dataclasses.asdict(claim) for claim in self.environment.claims_log])
 
 
 def template_line(error: BaseException, slide: Slide) -> int:

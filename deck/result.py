@@ -104,7 +104,7 @@ class Provenance:
 class Result:
     # filled by the demo
     values: dict[str, Value] = field(default_factory=dict)
-    measured: dict[str, float] = field(default_factory=dict)   # numbers derived from timings: vary run to run
+    measured: dict[str, Value] = field(default_factory=dict)   # what depends on timings: varies run to run
     tables: list[Table] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)
     timings: dict[str, Timing] = field(default_factory=dict)

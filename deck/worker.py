@@ -351,7 +351,7 @@ def checked(returned, demo: str) -> Result:
                                     "(use demos._timing.measure)")
     return Result(
         values={name: plain(value, f"values[{name!r}]", demo) for name, value in returned.values.items()},
-        measured={name: float(plain(value, f"measured[{name!r}]", demo)) for name, value in returned.measured.items()},
+        measured={name: plain(value, f"measured[{name!r}]", demo) for name, value in returned.measured.items()},
         tables=[Table([str(c) for c in t.columns], [[cell(v) for v in row] for row in t.rows], str(t.caption))
                 for t in returned.tables],
         figures=[Figure(alt=str(f.alt), svg=svg(f.figure, f"{demo}-{i}", str(f.alt)))

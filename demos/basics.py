@@ -274,15 +274,12 @@ def _accelerator_name(device: str) -> str:
     return device
 
 
-def _device_note(device: str, seconds: dict, width: int) -> str:
-    if device == "cpu":
-        if torch.cuda.is_available():
-            return "This build ran on the CPU only: the GPU was not timed."
-        return "No GPU was available for this build: only the CPU was timed."
-    cpu, gpu = seconds["torch cpu"][-1], seconds[f"torch {device}"][-1]
-    return (f"On {_accelerator_name(device)}, one step at width {width} took "
-            f"{format_seconds(gpu)} against {format_seconds(cpu)} on the CPU: "
-            f"{cpu / gpu:.0f}× faster.")
+def _device_note(device: str) -> str:
+    if device != "cpu":
+        return f"The third line is torch on {_accelerator_name(device)}."
+    if torch.cuda.is_available():
+        return "This build ran on the CPU only: the GPU was not timed."
+    return "No GPU was available for this build: only the CPU was timed."
 
 
 def _busy_cpu_note() -> str:
@@ -320,7 +317,7 @@ def speed_by_size(device: str, size: str = "full") -> Result:
     per_width = [time_training_steps(w, device) for w in widths]
     names = list(per_width[0])
     seconds = {n: [t[n].median_s for t in per_width] for n in names}
-    note = _device_note(device, seconds, widths[-1])
+    note = _device_note(device)
     rows = [[w] + [format_seconds(t[n].median_s) for n in names]
             for w, t in zip(widths, per_width)]
     print(f"one training step, widths {widths[0]} to {widths[-1]}:")
@@ -334,10 +331,9 @@ def speed_by_size(device: str, size: str = "full") -> Result:
                f"{n} {r}" for n, r in zip(names, rows[-1][1:])) + ".")
     return Result(
         values=dict(widths=widths, gpu_available=device != "cpu",
-                    device_note=note, busy_note=busy_note,
-                    largest_width=widths[-1],
-                    numpy_over_torch_cpu=seconds["numpy"][-1]
-                    / seconds["torch cpu"][-1]),
+                    device_note=note, largest_width=widths[-1],
+                    smallest_width=widths[0], device_line=names[-1]),
+        measured=dict(busy_note=busy_note),
         tables=[Table(["width n"] + names, rows,
                       "Seconds per training step (median)")],
         figures=[Figure(_plot_speed(widths, seconds), alt=alt)],

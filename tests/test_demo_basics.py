@@ -139,5 +139,5 @@ def test_prints_are_short(capsys):
 
 def test_speed_notes_are_sentences(speed):
     assert speed.values["device_note"].endswith(".")
-    busy = speed.values["busy_note"]
+    busy = speed.measured["busy_note"]
     assert busy == "" or "busy" in busy

@@ -1,4 +1,6 @@
 """Part #4: random depth and gradient masks (demos/crazy.py)."""
+import contextlib
+
 import pytest
 import torch
 
@@ -36,6 +38,33 @@ def test_it_learns(result):
     values = result.values
     assert values["final_loss"] < 0.7 * values["initial_loss"]
     assert values["accuracy"] > values["initial_accuracy"] + 0.2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("threads", [1, 2])
+def test_it_learns_whatever_the_seed_and_the_threads(threads, monkeypatch):
+    """What the slide claims must not rest on one lucky seed (or thread count)."""
+    monkeypatch.setattr(crazy, "one_thread", contextlib.nullcontext)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for seed in range(5):
+            values = crazy.random_depth_masked("cpu", "small", seed=seed).values
+            # the claims on slides/70-crazy.md
+            assert values["final_loss"] < 0.8 * values["initial_loss"], seed
+            assert values["accuracy"] > values["initial_accuracy"] + 0.1, seed
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_eval_uses_every_layer_scaled_by_how_often_it_ran():
+    torch.manual_seed(0)
+    model = crazy.RandomDepthMLP(width=8, max_depth=3).eval()
+    x = torch.randn(5, 2)
+    h = torch.relu(model.inp(x))
+    for k, layer in enumerate(model.hidden):
+        h = h + (3 - k) / 3 * torch.relu(layer(h))
+    assert torch.equal(model(x), model.out(h))
 
 
 def test_values_are_plain(result):

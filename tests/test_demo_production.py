@@ -3,6 +3,7 @@ import multiprocessing
 import os
 
 import pytest
+import torch
 
 from demos import production
 
@@ -88,7 +89,23 @@ def test_onnx_export_matches_torch():
     assert values["size_kb"] > 0
     assert result.timings["torch"].median_s > 0
     assert result.timings["onnxruntime"].median_s > 0
-    assert len(result.tables[0].rows) == 2
+    assert [row[1] for row in result.tables[0].rows] == ["cpu, 1 thread"] * 2  # like with like
+
+
+def test_onnx_compares_on_the_cpu_whatever_the_device(monkeypatch):
+    """On a GPU build torch must not run on the GPU against onnxruntime on the CPU."""
+    used = []
+    real = production.measure
+    monkeypatch.setattr(production, "measure", lambda fn, device="cpu", **kw: used.append(device) or real(fn, device, **kw))
+    monkeypatch.setattr(production, "make_mlp", lambda width: _model_that_cannot_move(width))
+    production.onnx_export("cuda", "small")  # would fail if anything were moved to cuda
+    assert used == ["cpu", "cpu"]
+
+
+def _model_that_cannot_move(width):
+    model = torch.nn.Sequential(torch.nn.Linear(16, width), torch.nn.ReLU(), torch.nn.Linear(width, 4))
+    model.to = None  # moving the model to a device is what this test forbids
+    return model
 
 
 def test_helpers_are_not_demos():
