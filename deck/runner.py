@@ -90,9 +90,9 @@ class FileHashes:
         return self.known[relative]
 
     def changed(self, result: Result) -> list[str]:
-        """What the demo read that is different now (everything, if it recorded nothing)."""
+        """What the demo read that is different now; a result that recorded nothing is never current."""
         if not result.reads:
-            return ["(no record of what it read)"]
+            return ["(unknown)"]
         return [path for path, digest in result.reads.items() if self[path] != digest]
 
 
@@ -150,9 +150,10 @@ def mark_if_stale(call: DemoCall, result: Result, hashes: FileHashes) -> Result:
     changed = hashes.changed(result)
     if changed:
         where = result.provenance
-        print(f"  stale: {call.demo} ran on {where.device_name} at {where.ran_at}, and since then "
-              f"{', '.join(changed[:3])}{' …' if len(changed) > 3 else ''} changed; using that result anyway "
-              f"(--rerun {call.demo} runs it here)", file=sys.stderr)
+        why = ("its archive does not say what it read (an older format)" if not result.reads else
+               f"since then {', '.join(changed[:3])}{' …' if len(changed) > 3 else ''} changed")
+        print(f"  stale: {call.demo} ran on {where.device_name} at {where.ran_at}, and {why}; using that result "
+              f"anyway (--rerun {call.demo} runs it here)", file=sys.stderr)
         where.stale = True
     return result
 
