@@ -32,7 +32,6 @@ class Function:
 
 @dataclass
 class Module:
-    name: str
     functions: dict[str, Function] = field(default_factory=dict)
 
 
@@ -101,7 +100,7 @@ def read_module(path: Path, root: Path) -> Module:
     except SyntaxError as error:
         raise BuildError(f"syntax error in demo module: {error.msg}", file=shown, line=error.lineno) from None
     lines = source.splitlines(keepends=True)
-    module = Module(name=path.stem)
+    module = Module()
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             first = min([node.lineno] + [d.lineno for d in node.decorator_list])

@@ -30,7 +30,6 @@ class Slide:
     title: str = ""
     body: str = ""            # Markdown + Jinja, padded with newlines so template lines are file lines
     notes: str = ""           # likewise
-    notes_line: int = 0
 
     @property
     def timing(self) -> int | None:
@@ -99,8 +98,7 @@ def parse_slide(name: str, start: int, lines: list[str], number: int) -> Slide:
     if notes_at is not None:
         notes_lines = body_lines[notes_at + 1:]
         body_lines = body_lines[:notes_at]
-        slide.notes_line = start + notes_at + 1
-        slide.notes = "\n" * (slide.notes_line - 1) + "\n".join(notes_lines)
+        slide.notes = "\n" * (start + notes_at) + "\n".join(notes_lines)
     slide.body = "\n" * (start - 1) + "\n".join(body_lines)
     for line in body_lines:
         heading = HEADING.match(line)
