@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Callable
 
 from deck.errors import BuildError
+from deck.output import allow_inline_script
 
-LIVE_SCRIPT = """<script>
+LIVE_SCRIPT = """
 (function () {
   var seen = null, overlay = document.createElement("pre");
   overlay.id = "deck-build-error";
@@ -36,8 +37,13 @@ LIVE_SCRIPT = """<script>
   }
   poll();
 })();
-</script>
 """
+
+
+def with_live_reload(page: str) -> str:
+    """The deck's page with the live-reload script added, and allowed by the page's own policy."""
+    head, end, tail = allow_inline_script(page, LIVE_SCRIPT).rpartition("</body>")
+    return f"{head}<script>{LIVE_SCRIPT}</script>{end}{tail}" if end else page
 
 
 class LiveState:
@@ -65,7 +71,7 @@ class DeckHandler(http.server.SimpleHTTPRequestHandler):
                 page = (Path(self.directory) / "index.html").read_text(encoding="utf-8")
             except OSError:
                 page = "<!doctype html><html><body><p>No deck has been built yet.</p></body></html>"
-            page = page.replace("</body>", LIVE_SCRIPT + "</body>", 1)
+            page = with_live_reload(page)
             return self.send_bytes(page.encode(), "text/html; charset=utf-8")
         return super().do_GET()
 

@@ -69,12 +69,12 @@ def test_serves_on_loopback_and_rebuilds_on_a_prose_edit(server):
     version = json.loads(fetch(url + "__deck__/state"))["version"]
     slide = project / "slides" / "10-intro.md"
     slide.write_text(slide.read_text().replace("A talk about", "A live talk about"))
-    edited = time.monotonic()
-    wait_for(lambda: "A live talk about" in fetch(url), timeout=20)
-    assert time.monotonic() - edited < 5          # a prose edit shows within about a second; 5 on a busy CI box
+    wait_for(lambda: "A live talk about" in fetch(url), timeout=60)
     assert json.loads(fetch(url + "__deck__/state"))["version"] > version
     process.send_signal(signal.SIGINT)            # Ctrl-C
-    assert process.wait(timeout=20) == 0
+    _, log = process.communicate(timeout=20)
+    assert process.returncode == 0
+    assert "changed: 10-intro.md" in log and not re.search(r"\[\d+/\d+\]", log)   # prose: no demo reruns
     assert workers_of(project) == []
 
 
@@ -97,12 +97,15 @@ def test_the_page_reloads_on_its_slide_and_shows_build_errors(server):
     slide = project / "slides" / "20-more.md"
     with chromium() as browser:
         page = browser.new_page()
+        errors = []
+        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        page.on("pageerror", lambda error: errors.append(str(error)))
         page.goto(url + "#/3")
-        page.wait_for_function("window.Reveal && Reveal.isReady()")
+        page.wait_for_function("() => window.Reveal && Reveal.isReady()")
         assert page.evaluate("Reveal.getIndices().h") == 3
         slide.write_text(slide.read_text().replace("## The full block", "## The whole block"))
-        page.wait_for_function("document.body.innerText.includes('The whole block')", timeout=20000)
-        page.wait_for_function("window.Reveal && Reveal.isReady()")
+        page.wait_for_function("() => document.body.innerText.includes('The whole block')", timeout=20000)
+        page.wait_for_function("() => window.Reveal && Reveal.isReady()")
         assert page.evaluate("Reveal.getIndices().h") == 3           # same slide after the reload
         slide.write_text(slide.read_text().replace('demo("arith.tensor_sum")', 'demo("arith.tensor_summ")'))
         page.wait_for_selector("#deck-build-error", state="visible", timeout=20000)
@@ -110,7 +113,8 @@ def test_the_page_reloads_on_its_slide_and_shows_build_errors(server):
         assert "slides/20-more.md:4: no demo function 'arith.tensor_summ'" in overlay
         assert "The whole block" in page.inner_text(".slides")       # the last good deck stays
         slide.write_text(slide.read_text().replace("tensor_summ", "tensor_sum"))
-        page.wait_for_function("document.body.innerText.includes('The whole block')", timeout=20000)
+        page.wait_for_function("() => document.body.innerText.includes('The whole block')", timeout=20000)
         page.wait_for_selector("#deck-build-error", state="hidden", timeout=20000)
+        assert errors == []                  # the live-reload script runs under the deck's policy, reload after reload
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=20) == 0
