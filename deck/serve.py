@@ -6,6 +6,7 @@ last good deck on screen with the error over it.
 """
 from __future__ import annotations
 
+import errno
 import functools
 import http.server
 import json
@@ -87,11 +88,26 @@ class DeckHandler(http.server.SimpleHTTPRequestHandler):
         pass  # the terminal is for build progress
 
 
+def listen(port: int, handler) -> http.server.ThreadingHTTPServer:
+    """The preview's server, bound to 127.0.0.1:port before anything is built, so a taken port fails at once."""
+    try:
+        return http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    except OSError as error:
+        reason = "is already in use" if error.errno == errno.EADDRINUSE else f"cannot be used: {error.strerror}"
+        raise BuildError(f"port {port} on 127.0.0.1 {reason}; choose another one with --port "
+                         f"(e.g. python build.py serve --port {port + 1})") from None
+
+
 def serve(build_once: Callable[[], object], out_dir: Path, watched: list[Path], port: int) -> int:
     """Build, serve, and rebuild on change until Ctrl-C."""
     import watchfiles
 
     state = LiveState()
+    try:
+        server = listen(port, functools.partial(DeckHandler, state=state, directory=str(out_dir)))
+    except BuildError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
 
     def rebuild() -> None:
         try:
@@ -106,8 +122,6 @@ def serve(build_once: Callable[[], object], out_dir: Path, watched: list[Path], 
 
     rebuild()
     out_dir.mkdir(parents=True, exist_ok=True)
-    handler = functools.partial(DeckHandler, state=state, directory=str(out_dir))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     # yield_on_timeout: the first (empty) batch arrives once the watcher is running, so nothing
     # edited after "serving" is printed can be missed.

@@ -2,6 +2,7 @@
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -76,6 +77,19 @@ def test_serves_on_loopback_and_rebuilds_on_a_prose_edit(server):
     assert process.returncode == 0
     assert "changed: 10-intro.md" in log and not re.search(r"\[\d+/\d+\]", log)   # prose: no demo reruns
     assert workers_of(project) == []
+
+
+def test_a_port_in_use_is_an_error_before_anything_is_built(project):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        started = subprocess.run([sys.executable, str(REPO / "build.py"), "--root", str(project), "serve",
+                                  "--port", str(port)], capture_output=True, text=True, timeout=60)
+    assert started.returncode == 1
+    assert started.stderr.startswith(f"error: port {port} on 127.0.0.1 is already in use")
+    assert f"--port {port + 1}" in started.stderr and "Traceback" not in started.stderr
+    assert not (project / "dist").exists() and not (project / ".cache").exists()   # nothing was built
 
 
 def test_a_demo_edit_reruns_only_that_demo(server):
