@@ -41,11 +41,11 @@ def speaker_view(page, slide: int, notes: str):
         page.keyboard.press("s")
     speaker = popup.value
     speaker.wait_for_function("notes => (document.querySelector('.speaker-controls-notes') || {})"
-                              ".textContent?.includes(notes)", arg=notes, timeout=10000)
+                              ".textContent?.includes(notes)", arg=notes, timeout=30000)
     # its frames show this slide and the next one: the deck, loaded again, under the same policy
-    speaker.wait_for_function("() => document.querySelectorAll('iframe').length === 2", timeout=10000)
+    speaker.wait_for_function("() => document.querySelectorAll('iframe').length === 2", timeout=30000)
     for frame in speaker.query_selector_all("iframe"):
-        frame.content_frame().wait_for_function("() => window.Reveal && Reveal.isReady()", timeout=20000)
+        frame.content_frame().wait_for_function("() => window.Reveal && Reveal.isReady()", timeout=30000)
     return speaker
 
 
@@ -133,7 +133,7 @@ def test_markup_injected_into_a_built_page_cannot_run_script(project, browser, t
     page.goto(path.as_uri())
     # the inline <script> and the onerror handler (of an image that img-src forbids anyway)
     page.wait_for_function("() => ['script-src-elem inline', 'script-src-attr inline']"
-                           ".every(v => window.__violations.includes(v))", timeout=10000)
+                           ".every(v => window.__violations.includes(v))", timeout=30000)
     assert page.evaluate("[window.__pwned, window.__pwned2]") == [None, None]
     if page_name == "index.html":
         page.wait_for_function("() => window.Reveal && Reveal.isReady()", timeout=20000)   # the deck's own scripts still run

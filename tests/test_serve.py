@@ -116,6 +116,9 @@ def test_the_page_reloads_on_its_slide_and_shows_build_errors(server):
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.goto(url + "#/3")
         page.wait_for_function("() => window.Reveal && Reveal.isReady()")
+        # the page polls the state again only once it has read it: from then on a new build reloads it
+        page.wait_for_function("() => performance.getEntriesByType('resource')"
+                               ".filter(entry => entry.name.endsWith('/__deck__/state')).length >= 2")
         assert page.evaluate("Reveal.getIndices().h") == 3
         slide.write_text(slide.read_text().replace("## The full block", "## The whole block"))
         page.wait_for_function("() => document.body.innerText.includes('The whole block')", timeout=20000)
