@@ -2,12 +2,13 @@
 
 A failed or interrupted build never touches the last good deck, and two builds
 of the same output take turns (a lock), so the deck is never a mix of both.
+The deck carries a Content-Security-Policy that lets only its own scripts run.
 """
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
-import base64
 import hashlib
 import os
 import re
