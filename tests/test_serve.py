@@ -34,8 +34,10 @@ def wait_for(condition, timeout: float = 30, every: float = 0.05):
 def server(project):
     """`python build.py serve` on a free port; yields (project, base url, process)."""
     assert run_build(project).returncode == 0
+    # Ctrl-C's default action even where the tests run as a background job, which inherits SIGINT ignored
     process = subprocess.Popen([sys.executable, str(REPO / "build.py"), "--root", str(project), "serve",
-                                "--port", "0"], stderr=subprocess.PIPE, text=True)
+                                "--port", "0"], stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     log = ""
     while "serving http://" not in log:
         line = process.stderr.readline()
