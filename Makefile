@@ -14,11 +14,15 @@ setup: $(STAMPS)/python $(STAMPS)/node
 
 setup-test: setup $(STAMPS)/chromium
 
-# torch is installed only if missing, so a CUDA build you already have is kept; the
-# pinned CPU wheel (torch==2.13.0) is what the deck is tested with.
-$(STAMPS)/python: requirements.lock
-	@$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install "torch==2.13.0"
-	$(PYTHON) -m pip install -r requirements.lock
+# torch is installed only if missing, so a CUDA build you already have is kept; otherwise the
+# CPU wheel torch==2.13.0 that the deck is tested with (PyTorch's CPU index: PyPI's Linux wheel is
+# the multi-GB CUDA build). The rest is pyproject.toml's declaration, at the lock's versions.
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
+
+$(STAMPS)/python: pyproject.toml requirements.lock
+	@$(PYTHON) -c "import torch" 2>/dev/null || \
+		$(PYTHON) -m pip install "torch==2.13.0" --extra-index-url $(TORCH_CPU_INDEX) -c requirements.lock
+	$(PYTHON) -m pip install -e ".[test]" -c requirements.lock
 	@mkdir -p $(STAMPS) && touch $@
 
 $(STAMPS)/node: package.json package-lock.json

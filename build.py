@@ -27,7 +27,7 @@ from deck.boundary import check_inside
 from deck.browser import write_pdfs
 from deck.catalog import load_catalog
 from deck.errors import BuildError, closest
-from deck.output import link_tags, output_lock, third_party_assets, write_atomically
+from deck.output import content_security_policy, link_tags, output_lock, third_party_assets, write_atomically
 from deck.provenance import footer_text, provenance_rows, provenance_slide
 from deck.references import scan
 from deck.render import (RenderedDeck, RenderedSlide, SlideRenderer, format_minutes, make_environment,
@@ -122,9 +122,11 @@ def deck_files(deck: RenderedDeck, pages, options: argparse.Namespace) -> dict[s
     """index.html and notes.html, plus the assets they link (none with --single-file)."""
     assets = third_party_assets(BUILDER / "node_modules")
     assets["assets/deck.css"] = ((options.templates / "deck.css").read_text() + "\n" + pygments_css()).encode()
+    assets["assets/deck.js"] = (options.templates / "deck.js").read_bytes()
     stylesheets, scripts = link_tags(assets, options.single_file)
     index = pages.get_template("deck.html.j2").render(
-        talk=options.talk, slides=deck.slides, footer=deck.footer, stylesheets=stylesheets, scripts=scripts)
+        talk=options.talk, slides=deck.slides, footer=deck.footer, stylesheets=stylesheets, scripts=scripts,
+        policy=content_security_policy(assets, options.single_file))
     notes = pages.get_template("notes.html.j2").render(
         talk=options.talk, slides=deck.slides, total_seconds=deck.total_seconds,
         stylesheet=Markup(f"<style>\n{assets['assets/deck.css'].decode()}\n</style>"))

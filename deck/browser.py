@@ -35,13 +35,34 @@ def chromium(viewport=(1280, 720)):
             context.close()
 
 
-def write_pdfs(out_dir: Path) -> list[Path]:
+# Playwright polls a condition given as an expression with eval(), which the deck's policy forbids;
+# conditions are therefore written as functions ("() => ...").
+# reveal's ?print-pdf view lays the deck out again after it is ready, over several animation frames:
+# printing earlier gives one page. The last step adds all the .pdf-pages (one per slide) and fires
+# "pdf-ready" in one go, so once every slide has its page the layout is done.
+PRINT_LAYOUT = """() => {
+  const pages = document.querySelectorAll('.reveal .slides .pdf-page').length;
+  const slides = document.querySelectorAll('.reveal .slides section:not(.stack)').length;
+  const images = Array.from(document.images).every(image => image.complete);
+  return {pages, slides, done: slides > 0 && pages === slides && images};
+}"""
+
+
+def write_pdfs(out_dir: Path, timeout_s: float = 60) -> list[Path]:
     """dist/deck.pdf (one page per slide, via reveal's ?print-pdf) and dist/notes.pdf."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     written = []
     with chromium() as context:
         page = context.new_page()
         page.goto((out_dir / "index.html").as_uri() + "?print-pdf")
-        page.wait_for_function("window.Reveal && Reveal.isReady()", timeout=60000)
+        try:
+            page.wait_for_function(f"() => ({PRINT_LAYOUT})().done", timeout=timeout_s * 1000)
+            page.evaluate("document.fonts.ready.then(() => true)")
+        except PlaywrightTimeout:
+            state = page.evaluate(PRINT_LAYOUT)
+            raise BuildError(f"reveal's print layout of {out_dir / 'index.html'} did not finish within "
+                             f"{timeout_s:g} s ({state['pages']} pages laid out for {state['slides']} slides); "
+                             "no PDF was written") from None
         written.append(save_pdf(page, out_dir / "deck.pdf", prefer_css_page_size=True))
         page.goto((out_dir / "notes.html").as_uri())
         written.append(save_pdf(page, out_dir / "notes.pdf", format="A4",

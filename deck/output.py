@@ -2,13 +2,16 @@
 
 A failed or interrupted build never touches the last good deck, and two builds
 of the same output take turns (a lock), so the deck is never a mix of both.
+The deck carries a Content-Security-Policy that lets only its own scripts run.
 """
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import signal
 import sys
@@ -27,7 +30,7 @@ REVEAL_FILES = {
     "assets/notes.js": "reveal.js/dist/plugin/notes.js",
 }
 STYLESHEETS = ["assets/reveal.css", "assets/theme.css", "assets/deck.css"]
-SCRIPTS = ["assets/reveal.js", "assets/notes.js"]
+SCRIPTS = ["assets/reveal.js", "assets/notes.js", "assets/deck.js"]
 
 
 def third_party_assets(node_modules: Path) -> dict[str, bytes]:
@@ -45,11 +48,76 @@ def link_tags(files: dict[str, bytes], single_file: bool) -> tuple[list[str], li
     """<link>/<script> tags for the assets, or the assets themselves inlined for --single-file."""
     if single_file:
         styles = [Markup("<style>\n" + files[name].decode() + "\n</style>") for name in STYLESHEETS]
-        scripts = [Markup("<script>\n" + files[name].decode().replace("</script", "<\\/script") + "\n</script>")
-                   for name in SCRIPTS]
+        scripts = [Markup("<script>" + inline_script(files[name]) + "</script>") for name in SCRIPTS]
         return styles, scripts
     return ([Markup(f'<link rel="stylesheet" href="{name}">') for name in STYLESHEETS],
             [Markup(f'<script src="{name}"></script>') for name in SCRIPTS])
+
+
+def inline_script(source: bytes) -> str:
+    return "\n" + source.decode().replace("</script", "<\\/script") + "\n"
+
+
+def content_security_policy(files: dict[str, bytes], single_file: bool) -> Markup:
+    """The deck's Content-Security-Policy as a <meta> tag: only the deck's own scripts run.
+
+    Linked scripts are allowed as 'self', inlined ones (--single-file) by their SHA-256, so an
+    inline script or event handler that is not the deck's own never runs. reveal's speaker view
+    is a popup that the notes plugin writes itself; it inherits this policy, so its one inline
+    script is allowed by its hash too. Styles may be inline (reveal sets them as it lays out,
+    --single-file inlines the stylesheets); images and fonts come only as data: URLs.
+    """
+    scripts = [script_hash(speaker_view_script(files["assets/notes.js"]))]
+    if single_file:
+        scripts += [script_hash(inline_script(files[name])) for name in SCRIPTS]
+    else:
+        scripts.insert(0, "'self'")
+    directives = {
+        "default-src": "'none'",
+        "script-src": " ".join(scripts),
+        "style-src": "'unsafe-inline'" if single_file else "'self' 'unsafe-inline'",
+        "img-src": "data:",
+        "font-src": "data:",
+        "connect-src": "'self'",              # serve's live reload asks its server for the deck's state
+        "frame-src": "'self'",                # the speaker view shows this slide and the next in frames
+        "base-uri": "'none'",
+        "form-action": "'none'",
+    }
+    policy = "; ".join(f"{name} {value}" for name, value in directives.items())
+    return Markup(f'<meta http-equiv="Content-Security-Policy" content="{policy}">')
+
+
+def allow_inline_script(page: str, script: str) -> str:
+    """A built page whose policy also allows one more inline script with exactly this text."""
+    return page.replace("script-src ", f"script-src {script_hash(script)} ", 1)
+
+
+def script_hash(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+def speaker_view_script(notes_plugin: bytes) -> str:
+    """The inline script of the speaker view page that reveal's notes plugin writes into its popup."""
+    literal = re.search(r"\.document\.write\(`((?:[^`\\$]|\\.|\$(?!\{))*)`", notes_plugin.decode(), flags=re.S)
+    page = javascript_unescape(literal.group(1)) if literal else ""
+    found = re.search(r"<script>(.*?)</script>", page, flags=re.S)
+    if not found:
+        raise BuildError("reveal's notes plugin has changed: its speaker view page was not found, so the "
+                         "deck's Content-Security-Policy cannot allow it; reinstall the reveal.js of package-lock.json")
+    return found.group(1)
+
+
+JS_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "v": "\v", "0": "\0", "\n": ""}
+
+
+def javascript_unescape(text: str) -> str:
+    """The value of a JavaScript string written as text (escapes: \\n, \\xHH, \\uHHHH, \\u{H...}, \\c)."""
+    def one(match: re.Match) -> str:
+        escaped = match.group(1)
+        if escaped[0] in "xu" and len(escaped) > 1:
+            return chr(int(escaped[1:].strip("{}"), 16))
+        return JS_ESCAPES.get(escaped, escaped)
+    return re.sub(r"\\(x[0-9a-fA-F]{2}|u\{[0-9a-fA-F]+\}|u[0-9a-fA-F]{4}|.)", one, text, flags=re.S)
 
 
 @contextlib.contextmanager

@@ -6,6 +6,7 @@ last good deck on screen with the error over it.
 """
 from __future__ import annotations
 
+import errno
 import functools
 import http.server
 import json
@@ -15,8 +16,9 @@ from pathlib import Path
 from typing import Callable
 
 from deck.errors import BuildError
+from deck.output import allow_inline_script
 
-LIVE_SCRIPT = """<script>
+LIVE_SCRIPT = """
 (function () {
   var seen = null, overlay = document.createElement("pre");
   overlay.id = "deck-build-error";
@@ -36,8 +38,13 @@ LIVE_SCRIPT = """<script>
   }
   poll();
 })();
-</script>
 """
+
+
+def with_live_reload(page: str) -> str:
+    """The deck's page with the live-reload script added, and allowed by the page's own policy."""
+    head, end, tail = allow_inline_script(page, LIVE_SCRIPT).rpartition("</body>")
+    return f"{head}<script>{LIVE_SCRIPT}</script>{end}{tail}" if end else page
 
 
 class LiveState:
@@ -65,7 +72,7 @@ class DeckHandler(http.server.SimpleHTTPRequestHandler):
                 page = (Path(self.directory) / "index.html").read_text(encoding="utf-8")
             except OSError:
                 page = "<!doctype html><html><body><p>No deck has been built yet.</p></body></html>"
-            page = page.replace("</body>", LIVE_SCRIPT + "</body>", 1)
+            page = with_live_reload(page)
             return self.send_bytes(page.encode(), "text/html; charset=utf-8")
         return super().do_GET()
 
@@ -81,11 +88,26 @@ class DeckHandler(http.server.SimpleHTTPRequestHandler):
         pass  # the terminal is for build progress
 
 
+def listen(port: int, handler) -> http.server.ThreadingHTTPServer:
+    """The preview's server, bound to 127.0.0.1:port before anything is built, so a taken port fails at once."""
+    try:
+        return http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    except OSError as error:
+        reason = "is already in use" if error.errno == errno.EADDRINUSE else f"cannot be used: {error.strerror}"
+        raise BuildError(f"port {port} on 127.0.0.1 {reason}; choose another one with --port "
+                         f"(e.g. python build.py serve --port {port + 1})") from None
+
+
 def serve(build_once: Callable[[], object], out_dir: Path, watched: list[Path], port: int) -> int:
     """Build, serve, and rebuild on change until Ctrl-C."""
     import watchfiles
 
     state = LiveState()
+    try:
+        server = listen(port, functools.partial(DeckHandler, state=state, directory=str(out_dir)))
+    except BuildError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
 
     def rebuild() -> None:
         try:
@@ -100,8 +122,6 @@ def serve(build_once: Callable[[], object], out_dir: Path, watched: list[Path], 
 
     rebuild()
     out_dir.mkdir(parents=True, exist_ok=True)
-    handler = functools.partial(DeckHandler, state=state, directory=str(out_dir))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     # yield_on_timeout: the first (empty) batch arrives once the watcher is running, so nothing
     # edited after "serving" is printed can be missed.

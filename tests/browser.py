@@ -1,6 +1,14 @@
 """Open a built deck in headless Chromium, the way the audience's browser would."""
 from __future__ import annotations
 
+# Every Content-Security-Policy violation of a page, recorded as the browser reports it (an init
+# script runs outside the page's policy, before the page's own scripts).
+RECORD_VIOLATIONS = """
+window.__violations = [];
+document.addEventListener('securitypolicyviolation',
+  event => window.__violations.push(event.violatedDirective + ' ' + (event.blockedURI || event.sample)));
+"""
+
 
 def open_deck(context, url: str):
     """(page, console errors, requested URLs) for a deck, once reveal.js is ready."""
@@ -11,7 +19,7 @@ def open_deck(context, url: str):
     page.on("pageerror", lambda error: errors.append(str(error)))
     context.on("request", lambda request: requests.append(request.url))
     page.goto(url)
-    page.wait_for_function("window.Reveal && Reveal.isReady()", timeout=20000)
+    page.wait_for_function("() => window.Reveal && Reveal.isReady()", timeout=20000)
     return page, errors, requests
 
 

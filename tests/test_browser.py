@@ -1,10 +1,11 @@
 """The built decks in a real browser: they load offline, count right, carry notes, and run nothing injected."""
+import re
 import shutil
 
 import pytest
 
-from browser import FIGURE_SIZES, open_deck
-from deck.browser import chromium
+from browser import FIGURE_SIZES, RECORD_VIOLATIONS, open_deck
+from deck.browser import PRINT_LAYOUT, chromium
 from conftest import run_build
 
 pytestmark = pytest.mark.browser
@@ -26,6 +27,28 @@ def browser():
         yield context
 
 
+def console_errors(context) -> list[str]:
+    """Console errors from every page of the context from now on: popups and frames included."""
+    errors: list[str] = []
+    context.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    return errors
+
+
+def speaker_view(page, slide: int, notes: str):
+    """reveal's speaker view (the S key) on a slide, once it shows that slide's notes."""
+    page.evaluate(f"Reveal.slide({slide})")
+    with page.expect_popup() as popup:
+        page.keyboard.press("s")
+    speaker = popup.value
+    speaker.wait_for_function("notes => (document.querySelector('.speaker-controls-notes') || {})"
+                              ".textContent?.includes(notes)", arg=notes, timeout=30000)
+    # its frames show this slide and the next one: the deck, loaded again, under the same policy
+    speaker.wait_for_function("() => document.querySelectorAll('iframe').length === 2", timeout=30000)
+    for frame in speaker.query_selector_all("iframe"):
+        frame.content_frame().wait_for_function("() => window.Reveal && Reveal.isReady()", timeout=30000)
+    return speaker
+
+
 def test_fixture_deck_loads_offline_with_notes_figures_and_speaker_view(project, browser, tmp_path):
     assert run_build(project).returncode == 0
     page, errors, requests = open_deck(browser, (project / "dist" / "index.html").as_uri())
@@ -36,13 +59,11 @@ def test_fixture_deck_loads_offline_with_notes_figures_and_speaker_view(project,
     figures = page.evaluate(FIGURE_SIZES)
     assert [f["tag"] for f in figures] == ["svg"] and figures[0]["width"] > 50 and figures[0]["height"] > 50
     assert figures[0]["label"] == "a line rising from 0 to 4"
-    page.evaluate("Reveal.slide(1)")
-    with page.expect_popup() as popup:
-        page.keyboard.press("s")                                  # reveal's speaker view
-    speaker = popup.value
-    speaker.wait_for_selector(".speaker-controls-notes", timeout=10000)
-    speaker.wait_for_function("document.querySelector('.speaker-controls-notes').textContent.includes('came from torch')")
+    errors_anywhere = console_errors(browser)
+    speaker = speaker_view(page, 1, "came from torch")
     assert speaker.is_visible(".speaker-controls-pacing") or speaker.is_visible(".pacing")  # budgets give pacing
+    assert errors_anywhere == [] and errors == []                  # the policy blocks nothing of the deck's own
+    speaker.close()
     page.screenshot(path=str(tmp_path / "slide.png"))
     assert (tmp_path / "slide.png").stat().st_size > 5000
     assert all(url.startswith(("file://", "data:", "about:")) for url in requests), requests
@@ -56,6 +77,9 @@ def test_single_file_deck_works_when_copied_alone(project, browser, tmp_path):
     page, errors, requests = open_deck(browser, (alone / "talk.html").as_uri())
     assert errors == [] and page.evaluate("Reveal.getTotalSlides()") == 7
     assert [url for url in requests if not url.startswith(("data:", "about:"))] == [(alone / "talk.html").as_uri()]
+    errors_anywhere = console_errors(browser)
+    speaker_view(page, 1, "came from torch").close()         # the speaker view too, with inline scripts only
+    assert errors_anywhere == [] and errors == []
 
 
 def test_text_from_a_demo_never_runs_as_script(project, browser):
@@ -66,8 +90,51 @@ def test_text_from_a_demo_never_runs_as_script(project, browser):
     build = run_build(project)
     assert build.returncode == 0, build.stderr
     page, errors, _ = open_deck(browser, (project / "dist" / "index.html").as_uri())
-    page.evaluate("Reveal.slide(6)")
-    page.wait_for_timeout(300)
-    assert page.evaluate("window.__injected === undefined")
-    text = page.inner_text(".slides > section:nth-child(7)")
+    slide = ".slides > section:nth-child(7)"
+    text = page.inner_text(slide)
     assert "<script>window.__injected = 'print'</script>" in text and "<img src=x" in text
+    assert page.eval_on_selector_all(f"{slide} img, {slide} script", "found => found.length") == 0
+    assert page.evaluate("window.__injected === undefined") and errors == []
+
+
+def test_fragments_and_the_print_view_work_under_the_policy(project, browser):
+    (project / "slides" / "30-steps.md").write_text(
+        "<!-- .slide: timing=10 -->\n## Steps\n\nOne\n{: .fragment }\n\nTwo\n{: .fragment }\n\nNote:\nStep by step.\n")
+    assert run_build(project).returncode == 0
+    index = (project / "dist" / "index.html").as_uri()
+    page, errors, _ = open_deck(browser, index + "#/slide-7")
+    assert page.eval_on_selector_all(".present .fragment", "f => f.length") == 2
+    page.evaluate("Reveal.nextFragment()")
+    assert page.eval_on_selector_all(".present .fragment.visible", "f => f.map(x => x.textContent)") == ["One"]
+    page.close()
+    page, print_errors, _ = open_deck(browser, index + "?print-pdf")
+    page.wait_for_function(f"() => ({PRINT_LAYOUT})().done", timeout=20000)
+    assert page.evaluate(PRINT_LAYOUT)["pages"] == 8
+    assert page.eval_on_selector_all(".fragment:not(.visible)", "f => f.length") == 0   # printed fully shown
+    assert errors == [] and print_errors == []
+
+
+INJECTED = '<img src=x onerror="window.__pwned = 1"><script>window.__pwned2 = 1</script>'
+
+
+@pytest.mark.parametrize("built, page_name", [((), "index.html"), ((), "notes.html"), (("--single-file",), "index.html")],
+                         ids=["deck", "notes", "single-file"])
+def test_markup_injected_into_a_built_page_cannot_run_script(project, browser, tmp_path, built, page_name):
+    assert run_build(project, *built, "--out", str(tmp_path / "out")).returncode == 0
+    path = tmp_path / "out" / page_name
+    html = path.read_text()
+    policy = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">', html).group(1)
+    directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+    assert directives["default-src"] == "'none'" and "unsafe" not in directives.get("script-src", "")
+    assert not re.search(r"https?:|\*|unsafe-eval", policy)
+    path.write_text(re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + INJECTED, html, count=1))
+    page = browser.new_page()
+    page.add_init_script(RECORD_VIOLATIONS)
+    page.goto(path.as_uri())
+    # the inline <script> and the onerror handler (of an image that img-src forbids anyway)
+    page.wait_for_function("() => ['script-src-elem inline', 'script-src-attr inline']"
+                           ".every(v => window.__violations.includes(v))", timeout=30000)
+    assert page.evaluate("[window.__pwned, window.__pwned2]") == [None, None]
+    if page_name == "index.html":
+        page.wait_for_function("() => window.Reveal && Reveal.isReady()", timeout=20000)   # the deck's own scripts still run
+    page.close()

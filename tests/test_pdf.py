@@ -3,6 +3,8 @@ import pypdf
 import pytest
 
 from conftest import run_build
+from deck.browser import write_pdfs
+from deck.errors import BuildError
 
 pytestmark = pytest.mark.browser
 
@@ -19,3 +21,11 @@ def test_pdf_has_one_page_per_slide_and_the_notes(project):
     notes = "\n".join(page.extract_text() for page in pypdf.PdfReader(project / "dist" / "notes.pdf").pages)
     assert "Say hello." in notes and "The total, 45, came from torch." in notes
     assert not list((project / "dist").glob(".*.tmp"))
+
+
+def test_pdf_fails_clearly_when_the_print_layout_never_finishes(project):
+    assert run_build(project).returncode == 0
+    (project / "dist" / "assets" / "deck.js").write_text("")          # reveal never starts: no print layout
+    with pytest.raises(BuildError, match=r"print layout .* did not finish within 3 s \(0 pages laid out for 7 slides\)"):
+        write_pdfs(project / "dist", timeout_s=3)
+    assert not list((project / "dist").glob("*.pdf")) and not list((project / "dist").glob(".*.tmp"))
