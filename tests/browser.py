@@ -38,6 +38,7 @@ FIGURE_SIZES = """() => Array.from(document.querySelectorAll('.reveal .slides se
   return Array.from(slide.querySelectorAll('figure.demo-figure > *')).map(el => {
     const box = el.getBoundingClientRect();
     return {index, tag: el.tagName.toLowerCase(), width: box.width, height: box.height,
-            label: el.getAttribute('aria-label') || ''};
+            label: el.getAttribute('alt') || '', drawn: el.naturalWidth > 0,
+            source: (el.getAttribute('src') || '').slice(0, 26)};
   });
 })"""
