@@ -39,7 +39,8 @@ from deck.slide_functions import pygments_css
 from deck.slides import load_slides
 
 BUILDER = Path(__file__).resolve().parent
-DEFAULT_TALK = {"title": "Untitled talk", "subtitle": "", "presenter": "", "date": "", "target_minutes": 45}
+DEFAULT_TALK = {"title": "Untitled talk", "subtitle": "", "presenter": "", "date": "", "repository": "",
+                "target_minutes": 45}
 WORDS_PER_MINUTE = 160   # notes --times flags a slide whose notes need more than this to be said in its budget
 
 

@@ -35,9 +35,7 @@ def footer_text(rows: list[dict]) -> str:
 def provenance_slide(pages: jinja2.Environment, rows: list[dict], number: int) -> RenderedSlide:
     body = pages.get_template("provenance.html.j2").render(rows=rows)
     measured = footer_text(rows)
-    notes = ("Every number, table and figure in this deck was produced by the demo code shown, "
-             "run when the deck was built. This slide lists where and when each demo ran."
-             + (f" {measured}." if measured else ""))
+    notes = "Backup: where and when each demo ran." + (f" {measured}." if measured else "")
     return RenderedSlide(number=number, title="Where these numbers come from", timing=PROVENANCE_SLIDE_SECONDS,
                          location="(generated)", html=body, notes_html=f"<p>{notes}</p>", notes_text=notes,
                          id="provenance", classes="provenance backup")

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from demos import basics
-from deck.result import Result, demos_in
+from deck.result import Result
+from demos._main import demos_in
 
 
 @pytest.fixture(scope="module")

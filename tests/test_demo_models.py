@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from demos import models
-from deck.result import Result, demos_in
+from deck.result import Result
+from demos._main import demos_in
 
 DEMOS = ["compose_modules", "data_pipeline", "train_with_scheduler",
          "checkpoint_roundtrip", "compile_speedup", "profile_top_ops",

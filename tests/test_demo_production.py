@@ -109,7 +109,7 @@ def _model_that_cannot_move(width):
 
 
 def test_helpers_are_not_demos():
-    from deck.result import demos_in
+    from demos._main import demos_in
     assert set(demos_in(production)) == {
         "cpp_aotinductor", "torchscript_is_deprecated",
         "ddp_two_processes", "onnx_export"}
