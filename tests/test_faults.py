@@ -5,6 +5,7 @@ message, the exit code, that dist/ is byte-identical, and that no staging folder
 """
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -268,3 +269,27 @@ def test_two_builds_at_once_take_turns(built):
     assert "0 to run" in waited                                               # the second used the first's results
     index = (project / "dist" / "index.html").read_text()
     assert index.count("<section ") == 7 and index.rstrip().endswith("</html>")
+
+
+@pytest.mark.parametrize("folder, name", [("demos", "passwd.txt"), ("slides", "99-outside.md"),
+                                          ("templates", "deck.css"), ("demos", "outside.py")])
+def test_a_link_out_of_the_talk_is_an_error_naming_both_ends(built, tmp_path, folder, name):
+    project, before = built
+    outside = tmp_path / "outside" / name
+    outside.parent.mkdir()
+    outside.write_text("secret = 1\n")
+    if folder == "templates":
+        shutil.copytree(REPO / "templates", project / "templates")
+        (project / "templates" / name).unlink()
+    (project / folder / name).symlink_to(outside)
+    assert_failed_cleanly(project, before, run_build(project), f"{project / folder / name} is a link to {outside}, "
+                          f"outside the talk's folder {project}")
+
+
+def test_a_module_name_two_files_could_mean_is_an_error(built):
+    project, before = built
+    (project / "demos" / "x.y.py").write_text("def f(device, size='full'):\n    return None\n")
+    (project / "demos" / "x").mkdir()
+    (project / "demos" / "x" / "y.py").write_text("def f(device, size='full'):\n    return None\n")
+    assert_failed_cleanly(project, before, run_build(project), "demos/x.y.py: a demo module's name must be a "
+                          "Python identifier: a demo named x.y.FUNCTION would run demos/x/y.py, not this file")
