@@ -82,19 +82,63 @@ def test_single_file_deck_works_when_copied_alone(project, browser, tmp_path):
     assert errors_anywhere == [] and errors == []
 
 
-def test_text_from_a_demo_never_runs_as_script(project, browser):
-    (project / "demos" / "hostile.py").write_text(HOSTILE_DEMO)
-    (project / "slides" / "30-hostile.md").write_text(
-        '<!-- .slide: timing=10 -->\n## Hostile\n\n{{ result("hostile.hostile").name }}\n\n'
-        '{{ output("hostile.hostile") }}\n{{ table("hostile.hostile") }}\n\nNote:\n{{ result("hostile.hostile").name }}\n')
-    build = run_build(project)
-    assert build.returncode == 0, build.stderr
-    page, errors, _ = open_deck(browser, (project / "dist" / "index.html").as_uri())
-    slide = ".slides > section:nth-child(7)"
-    text = page.inner_text(slide)
-    assert "<script>window.__injected = 'print'</script>" in text and "<img src=x" in text
-    assert page.eval_on_selector_all(f"{slide} img, {slide} script", "found => found.length") == 0
-    assert page.evaluate("window.__injected === undefined") and errors == []
+PAYLOADS = ["<img src=x onerror=window.__injected='html'>", "![a](x){: onerror=window.__injected='attr' }",
+            "[x](javascript:window.__injected='link')", "<javascript:window.__injected='autolink'>",
+            "[x][r]\n\n[r]: javascript:window.__injected='reference'", "</p><script>window.__injected='close'</script>",
+            "{: onclick=window.__injected='attr_list' }", "<svg onload=window.__injected='svg'>",
+            '"><img src=x onerror=window.__injected=\'quote\'>']
+
+
+def test_no_value_from_a_demo_becomes_markup_anywhere(project, browser, tmp_path):
+    """Every payload, in prose, heading, list, table cell, notes, alt text, caption and printed output,
+    shows as its literal text in index.html, notes.html and the single-file deck: no element, attribute,
+    link or script comes from it."""
+    (project / "demos" / "hostile.py").write_text(f"""
+import matplotlib.pyplot as plt
+from deck.result import Figure, Result, Table
+PAYLOADS = {PAYLOADS!r}
+
+
+def hostile(device, size="full"):
+    for payload in PAYLOADS:
+        print(payload)
+    figure, axes = plt.subplots()
+    axes.plot([0, 1])
+    return Result(values={{f"p{{i}}": p for i, p in enumerate(PAYLOADS)}},
+                  tables=[Table(PAYLOADS[:2], [PAYLOADS[2:4]], caption=PAYLOADS[4])],
+                  figures=[Figure(figure, alt=PAYLOADS[8])])
+""")
+    slides = []
+    for i in range(len(PAYLOADS)):
+        value = f'{{{{ result("hostile.hostile").p{i} }}}}'
+        slides.append(f"<!-- .slide: timing=10 -->\n## Heading {value}\n\nProse {value}\n\n- item {value}\n\n"
+                      f"| a |\n|---|\n| {value} |\n\nNote:\nNotes {value}\n")
+    slides.append('<!-- .slide: timing=10 -->\n## Blocks\n\n{{ demo("hostile.hostile") }}\n')
+    (project / "slides" / "30-hostile.md").write_text("\n---\n".join(slides))
+    single = tmp_path / "single"
+    for arguments in ((), ("--single-file", "--out", str(single))):
+        build = run_build(project, *arguments)
+        assert build.returncode == 0, build.stderr
+    dialogs = []
+    browser.on("page", lambda page: page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss())))
+    for page_file in (project / "dist" / "index.html", project / "dist" / "notes.html", single / "index.html"):
+        page = browser.new_page()
+        page.goto(page_file.as_uri())
+        page.wait_for_load_state("load")
+        made = page.evaluate("""() => ({
+            injected: window.__injected === undefined ? null : window.__injected,
+            handlers: document.querySelectorAll('[onerror],[onload],[onclick]').length,
+            links: document.querySelectorAll('a[href^="javascript" i]').length,
+            images: Array.from(document.images).filter(i => !i.src.startsWith('data:')).length,
+            scripts: Array.from(document.querySelectorAll('section script, article script, aside script')).length,
+            svgs: document.querySelectorAll('section svg, article svg').length,
+            text: document.body.textContent})""")
+        assert (made["injected"], made["handlers"], made["links"], made["images"], made["scripts"], made["svgs"]) == \
+            (None, 0, 0, 0, 0, 0), page_file
+        for payload in PAYLOADS:
+            assert payload.splitlines()[0] in made["text"], (page_file, payload)
+        page.close()
+    assert dialogs == []
 
 
 def test_fragments_and_the_print_view_work_under_the_policy(project, browser):
