@@ -4,6 +4,8 @@ A slide shows a figure at its own size: one point of the figure is 4/3 px of the
 and reveal.js draws that slide at 0.96 of a 1280x720 screen. So text of FONT points is 22 px there,
 however large the figure, and a figure of WIDTH x HEIGHT inches fills the slide under a heading.
 """
+import math
+
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullFormatter
 
@@ -29,7 +31,10 @@ def legible(*axes) -> None:
 
 
 def plain_log_ticks(axis) -> None:
-    """A log axis labelled 0.01, 0.02, 0.05, 0.1, ...: no superscripts, which would be too small."""
-    axis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+    """A log axis labelled 0.05, 0.1, 0.2, ... or, over many decades, 0.001, 0.01, 0.1:
+    plain numbers, no superscripts (those would be too small to read)."""
+    low, high = axis.get_view_interval()
+    few_decades = math.log10(high / low) < 2.5
+    axis.set_major_locator(LogLocator(subs=(1, 2, 5) if few_decades else (1,)))
     axis.set_major_formatter("{x:g}")
     axis.set_minor_formatter(NullFormatter())
