@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from demos import basics
+from demos._figures import HEIGHT, WIDTH
 from deck.result import Result, demos_in
 
 
@@ -127,7 +128,7 @@ def test_figures_have_alt_text(numpy_vs_torch, speed, gradients):
     for figure in figures:
         assert len(figure.alt) > 40
         width, height = figure.figure.get_size_inches()
-        assert width <= 8 and height <= 4.5
+        assert width <= WIDTH and height <= HEIGHT   # fits the slide under a heading
 
 
 def test_prints_are_short(capsys):
