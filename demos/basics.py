@@ -17,8 +17,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure as MplFigure
+from matplotlib.ticker import NullFormatter
 
 from deck.result import Figure, Result, Table, format_seconds
+from demos._figures import legible, plain_log_ticks, slide_figure
 from demos._timing import measure, one_thread
 
 SIZES = {
@@ -132,7 +134,7 @@ def _predict_numpy(params, X):
 
 
 def _plot_losses(numpy_losses, torch_losses) -> MplFigure:
-    fig = MplFigure(figsize=(8, 4.5))
+    fig = slide_figure(height=4.4)
     ax = fig.subplots()
     ax.plot(numpy_losses, color=COLORS["numpy"], lw=6, alpha=0.6,
             label="NumPy, backprop by hand")
@@ -140,16 +142,10 @@ def _plot_losses(numpy_losses, torch_losses) -> MplFigure:
             label="torch, autograd")
     ax.set(xlabel="training step", ylabel="loss (cross-entropy)",
            yscale="log")
-    ax.legend(fontsize=14)
-    _readable(ax)
-    fig.tight_layout()
+    plain_log_ticks(ax.yaxis)
+    ax.legend()
+    legible(ax)
     return fig
-
-
-def _readable(ax) -> None:
-    ax.xaxis.label.set_size(14)
-    ax.yaxis.label.set_size(14)
-    ax.tick_params(labelsize=12)
 
 
 def _plot_moons(ax, X, labels) -> None:
@@ -176,13 +172,12 @@ def _draw_boundary(ax, params, X) -> None:
 
 def _finish_plane(ax) -> None:
     ax.set(xlabel="x₁", ylabel="x₂", aspect="equal")
-    ax.legend(fontsize=12, loc="upper left", bbox_to_anchor=(1.01, 1))
-    _readable(ax)
-    ax.figure.tight_layout()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))
+    legible(ax)
 
 
 def _plot_boundary(params, X, labels) -> MplFigure:
-    fig = MplFigure(figsize=(8, 4.5))
+    fig = slide_figure(height=4.9)
     ax = fig.subplots()
     _draw_boundary(ax, params, X)
     _plot_moons(ax, X, labels)
@@ -294,7 +289,7 @@ def _busy_cpu_note() -> str:
 
 
 def _plot_speed(widths, seconds: dict) -> MplFigure:
-    fig = MplFigure(figsize=(8, 4.5))
+    fig = slide_figure(height=4.6)
     ax = fig.subplots()
     styles = [(COLORS["numpy"], "o", "-"), (COLORS["torch"], "s", "--"),
               (COLORS["device"], "^", ":")]
@@ -304,9 +299,10 @@ def _plot_speed(widths, seconds: dict) -> MplFigure:
     ax.set(xscale="log", yscale="log", ylabel="seconds per training step",
            xlabel="width n (batch = inputs = hidden units = n)")
     ax.set_xticks(widths, [str(w) for w in widths])
-    ax.legend(fontsize=14)
-    _readable(ax)
-    fig.tight_layout()
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    plain_log_ticks(ax.yaxis)
+    ax.legend()
+    legible(ax)
     return fig
 
 
@@ -386,7 +382,7 @@ def _plot_input_gradients(params, X, labels) -> MplFigure:
     P = torch.tensor(points, requires_grad=True)
     cpu_params = [p.detach().cpu().double() for p in params]
     d_P, = torch.autograd.grad(torch_logits(cpu_params, P).sum(), P)
-    fig = MplFigure(figsize=(8, 4.5))
+    fig = slide_figure(height=4.9)
     ax = fig.subplots()
     _draw_boundary(ax, [p.numpy() for p in cpu_params], X)
     _plot_moons(ax, X, labels)

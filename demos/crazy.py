@@ -13,10 +13,10 @@ import matplotlib
 import numpy
 import torch
 from matplotlib.colors import LogNorm
-from matplotlib.figure import Figure as MplFigure
 from torch import nn
 
 from deck.result import Figure, Result
+from demos._figures import legible, plain_log_ticks, slide_figure
 from demos._timing import one_thread
 
 SIZES = {"small": dict(points=400, steps=300),
@@ -106,7 +106,7 @@ def weight_changes(masks: dict, before: dict):
 
 
 def _depth_and_loss_figure(depths, losses, max_depth) -> Figure:
-    fig = MplFigure(figsize=(8, 4), layout="constrained")
+    fig = slide_figure(height=4.6)
     left, right = fig.subplots(1, 2)
     counts = [depths.count(d) for d in range(1, max_depth + 1)]
     left.bar(range(1, max_depth + 1), counts, color="tab:blue")
@@ -114,11 +114,7 @@ def _depth_and_loss_figure(depths, losses, max_depth) -> Figure:
              title="Depth drawn per step")
     right.plot(losses, color="tab:orange", linewidth=1)
     right.set(xlabel="step", ylabel="cross-entropy", title="Training loss")
-    for ax in (left, right):
-        ax.title.set_fontsize(14)
-        ax.tick_params(labelsize=12)
-        ax.xaxis.label.set_fontsize(13)
-        ax.yaxis.label.set_fontsize(13)
+    legible(left, right)
     alt = (f"Left: bar chart of how many of the {len(depths)} training steps "
            f"used each depth from 1 to {max_depth}; each depth was drawn "
            f"between {min(counts)} and {max(counts)} times. "
@@ -130,19 +126,18 @@ def _depth_and_loss_figure(depths, losses, max_depth) -> Figure:
 
 
 def _weight_change_figure(change: torch.Tensor, n_frozen: int) -> Figure:
-    fig = MplFigure(figsize=(5.5, 4.5), layout="constrained")
+    fig = slide_figure(width=8, height=5.3)
     ax = fig.subplots()
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="lightgrey")
     exactly_zero = numpy.ma.masked_equal(change.numpy(), 0.0)  # drawn grey
     image = ax.imshow(exactly_zero, cmap=cmap, norm=LogNorm(),
                       interpolation="nearest")
     colorbar = fig.colorbar(image, ax=ax)
-    colorbar.set_label("|final − initial| (grey: exactly 0)", fontsize=13)
-    colorbar.ax.tick_params(labelsize=12)
-    ax.set_title("Change of hidden layer 1's weights", fontsize=14)
-    ax.set_xlabel("input unit", fontsize=13)
-    ax.set_ylabel("output unit", fontsize=13)
-    ax.tick_params(labelsize=12)
+    colorbar.set_label("|final − initial| (grey: exactly 0)")
+    plain_log_ticks(colorbar.ax.yaxis)
+    ax.set(title="Change of hidden layer 1's weights",
+           xlabel="input unit", ylabel="output unit")
+    legible(ax, colorbar.ax)
     alt = ("Heat map of how much each weight of the first hidden layer changed "
            "in training, grey where the change is exactly zero. The whole "
            f"lower triangle below the diagonal is grey: those {n_frozen} "

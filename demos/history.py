@@ -24,14 +24,14 @@ from matplotlib.ticker import MultipleLocator, PercentFormatter
 from matplotlib.transforms import Bbox
 
 from deck.result import Figure, Result, Table
+from demos._figures import FONT, WIDTH, slide_figure
 
 EVENTS_CSV = Path(__file__).with_name("history.csv")
 SHARE_CSV = Path(__file__).with_name("history_share.csv")
 
 MARKERS = {"release": "o", "milestone": "D", "deprecation": "X"}
 MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
-FONT = 15                         # points: 20 px and more once the figure spans a 1280x720 slide
-FIG_SIZE = (12.0, 5.4)            # inches: the slide's width, and the height left under a heading
+FIG_SIZE = (WIDTH, 5.4)           # inches: the slide's width, and the height left under a heading
 AXES = (0.17, 0.09, 0.81, 0.80)   # left, bottom, width, height of the figure
 
 
@@ -225,7 +225,7 @@ def pytorch_share(counts: dict[int, tuple[int, int]]) -> list[float]:
 
 def draw_share(rows: list[dict]) -> MplFigure:
     """PyTorch's share per field of research, and over all conferences."""
-    fig = MplFigure(figsize=FIG_SIZE, layout="constrained")
+    fig = slide_figure(*FIG_SIZE)
     ax = fig.subplots()
     for i, field in enumerate(sorted({row["field"] for row in rows})):
         counts = papers_per_year([r for r in rows if r["field"] == field])

@@ -14,11 +14,11 @@ import time
 
 import torch
 import torch.nn.functional as F
-from matplotlib.figure import Figure as MplFigure
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from deck.result import Figure, Result, Table
+from demos._figures import legible, plain_log_ticks, slide_figure
 from demos._timing import measure, synchronize
 
 # Knobs per size: "small" for the tests (seconds on a CPU), "full" for the talk.
@@ -202,17 +202,18 @@ def mean_of_last(losses: list[float], fraction: float = 0.05) -> float:
 
 
 def _plot_lr_and_loss(lrs, losses):
-    fig = MplFigure(figsize=(8, 4.5), layout="constrained")
+    fig = slide_figure(height=5.0)
     ax_lr, ax_loss = fig.subplots(2, 1, sharex=True)
     ax_lr.plot(lrs, color="tab:orange", lw=2)
-    ax_lr.set_ylabel("learning rate", fontsize=13)
+    ax_lr.set_ylabel("learning rate")
     ax_loss.plot(losses, color="tab:blue", lw=1)
     ax_loss.set_yscale("log")
-    ax_loss.set_ylabel("loss (log)", fontsize=13)
-    ax_loss.set_xlabel("step", fontsize=13)
+    plain_log_ticks(ax_loss.yaxis)
+    ax_loss.set_ylabel("loss (log)")
+    ax_loss.set_xlabel("step")
     for ax in (ax_lr, ax_loss):
-        ax.tick_params(labelsize=12)
         ax.grid(alpha=0.3)
+    legible(ax_lr, ax_loss)
     return fig
 
 
@@ -402,16 +403,17 @@ def train_adamw(x, y, cfg, device, zero_grad: bool) -> list[float]:
 
 
 def _plot_two_losses(correct, forgotten):
-    fig = MplFigure(figsize=(8, 4.5), layout="constrained")
+    fig = slide_figure(height=4.2)
     ax = fig.subplots()
     ax.plot(correct, lw=1.5, label="with zero_grad()")
     ax.plot(forgotten, lw=1.5, label="zero_grad() forgotten")
     ax.set_yscale("log")
-    ax.set_xlabel("step", fontsize=13)
-    ax.set_ylabel("training loss (log)", fontsize=13)
-    ax.tick_params(labelsize=12)
-    ax.legend(fontsize=12)
+    plain_log_ticks(ax.yaxis)
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss (log)")
+    ax.legend()
     ax.grid(alpha=0.3)
+    legible(ax)
     return fig
 
 

@@ -5,6 +5,7 @@ import torch
 
 from demos import basics
 from deck.result import Result
+from demos._figures import HEIGHT, WIDTH
 from demos._main import demos_in
 
 
@@ -128,7 +129,7 @@ def test_figures_have_alt_text(numpy_vs_torch, speed, gradients):
     for figure in figures:
         assert len(figure.alt) > 40
         width, height = figure.figure.get_size_inches()
-        assert width <= 8 and height <= 4.5
+        assert width <= WIDTH and height <= HEIGHT   # fits the slide under a heading
 
 
 def test_prints_are_short(capsys):

@@ -8,6 +8,7 @@ import torch
 
 from demos import models
 from deck.result import Result
+from demos._figures import HEIGHT, WIDTH
 from demos._main import demos_in
 
 DEMOS = ["compose_modules", "data_pipeline", "train_with_scheduler",
@@ -37,7 +38,7 @@ def test_values_are_plain_and_figures_have_alt_text(name):
     for figure in result.figures:
         assert figure.alt
         width, height = figure.figure.get_size_inches()
-        assert width <= 8 and height <= 4.5
+        assert width <= WIDTH and height <= HEIGHT   # fits the slide under a heading
 
 
 def test_parameter_count_matches_a_count_by_hand():
