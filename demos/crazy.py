@@ -32,8 +32,7 @@ def make_spirals(points: int, noise: float = 0.15):
     return x + noise * torch.randn_like(x), label
 
 
-class RandomDepthMLP(nn.Module):
-    """An MLP that runs a random number of its layers."""
+class RandomDepthMLP(nn.Module):  # runs a random number of its layers
     def __init__(self, width: int = 64, max_depth: int = 6):
         super().__init__()
         self.inp = nn.Linear(2, width)
@@ -42,16 +41,17 @@ class RandomDepthMLP(nn.Module):
         self.out = nn.Linear(width, 2)
 
     def forward(self, x):  # plain Python control flow
-        n = len(self.hidden)
         h = torch.relu(self.inp(x))
-        if self.training:
-            self.depth = torch.randint(1, n + 1, ()).item()
+        if self.training:  # a new depth on every call
+            self.depth = torch.randint(1, len(self.hidden) + 1, ()).item()
             for layer in self.hidden[:self.depth]:
                 h = h + torch.relu(layer(h))  # residual
-        else:  # all layers, scaled by how often each one ran
-            for k, layer in enumerate(self.hidden):
-                h = h + (n - k) / n * torch.relu(layer(h))
-        return self.out(h)
+            return self.out(h)
+        chances = []  # eval: average the prediction of every depth
+        for layer in self.hidden:
+            h = h + torch.relu(layer(h))
+            chances.append(self.out(h).softmax(-1))
+        return torch.stack(chances).mean(0).log()
 
 
 def mask_gradient(param: torch.Tensor, mask: torch.Tensor):
@@ -69,12 +69,12 @@ def freeze_lower_triangles(model: RandomDepthMLP) -> dict:
     return masks
 
 
-def train(model, x, y, steps: int, lr: float = 0.1):
+def train(model, x, y, steps: int, lr: float = 0.05):
     """Full-batch training; returns the loss and the depth used at each step."""
-    # Plain SGD: the update is lr * grad, so a zero gradient changes nothing.
-    # AdamW's decoupled weight decay (or any weight_decay) would shrink the
-    # masked weights too: they'd change although their gradient is zero.
-    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    # SGD with momentum: a weight whose gradient is always zero keeps a zero
+    # momentum and never moves. AdamW's decoupled weight decay (or any
+    # weight_decay) would shrink the masked weights although their gradient is 0.
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     losses, depths = [], []
     model.train()
     for _ in range(steps):
@@ -88,7 +88,7 @@ def train(model, x, y, steps: int, lr: float = 0.1):
 
 
 def evaluate(model, x, y) -> tuple[float, float]:
-    """Loss and accuracy in eval mode: all layers, scaled as in training."""
+    """Loss and accuracy in eval mode: the prediction averaged over every depth."""
     model.eval()
     with torch.no_grad():
         logits = model(x)

@@ -95,3 +95,10 @@ def test_the_talk_ends_on_its_closing_with_backup_slides_after_it(deck):
     assert sections.index(main[-1]) < sections.index(next(s for s in sections if s["id"] == "provenance"))
     title = page.inner_text(".slides > section:first-child")
     assert "Your Name" not in title and "**" not in title
+
+
+def test_rehearsal_flags_no_slide_whose_notes_are_too_long_to_say(talk):
+    """notes --times reads each slide's rendered notes against its budget (160 words a minute)."""
+    rehearsal = run_build(REPO, "notes", "--times", "--size", "small", "--out", str(talk), timeout=1800)
+    assert rehearsal.returncode == 0, rehearsal.stderr
+    assert "total:" in rehearsal.stdout and "too long to say" not in rehearsal.stdout, rehearsal.stdout
