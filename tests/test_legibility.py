@@ -1,8 +1,7 @@
 """Legible from the back row: every slide of the real talk, measured in Chromium at 1280x720.
 
-Both the CPU build (`--size small`) and the deck built from the GPU results archive, when that archive
-is beside the repository: code, printed output, tables, captions and figure text render at 20 px or
-more (rendered CSS px: computed size times reveal's scale), and no element runs past the slide's box
+Both the CPU build (`--size small`) and the deck built from the GPU results in `results/`: code,
+printed output, tables, captions and figure text render at 20 px or (rendered CSS px: computed size times reveal's scale), and no element runs past the slide's box
 or is clipped inside its own.
 """
 from pathlib import Path
@@ -15,7 +14,7 @@ from deck.browser import chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-GPU_ARCHIVE = REPO.parent / "shared" / "results" / "h200-cuda.tar"
+GPU_ARCHIVE = REPO / "results" / "h200-cuda.tar"   # the talk's results from an NVIDIA H200
 SMALLEST_TEXT_PX = 20
 SMALLEST_FOOTER_PX = 16
 
