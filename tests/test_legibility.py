@@ -1,8 +1,8 @@
 """Legible from the back row: every slide of the real talk, measured in Chromium at 1280x720.
 
 Both the CPU build (`--size small`) and the deck built from the GPU results in `results/`: code,
-printed output, tables, captions and figure text render at 20 px or (rendered CSS px: computed size times reveal's scale), and no element runs past the slide's box
-or is clipped inside its own.
+printed output, tables, captions and figure text render at 20 px or more (rendered CSS px: computed
+size times reveal's scale), and no element runs past the slide's box or is clipped inside its own.
 """
 from pathlib import Path
 
