@@ -100,7 +100,7 @@ def build(options: argparse.Namespace) -> RenderedDeck:
     if options.export_results:
         count = export_archive(results, options.size, options.export_results)
         print(f"exported {count} results to {options.export_results}", file=sys.stderr)
-    pages = page_environment(options.templates)
+    pages = page_environment(options.templates, options.cache)
     renderer = SlideRenderer(environment, pages, catalog, results, options.talk, keep_going=options.keep_going,
                              slide_errors=found.slide_errors)
     rendered = render_slides(slides, renderer, found.references, RenderCache(options.cache, options.templates))

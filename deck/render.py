@@ -86,10 +86,13 @@ def make_environment(templates_dir: Path) -> SandboxedEnvironment:
     return environment
 
 
-def page_environment(templates_dir: Path) -> jinja2.Environment:
-    """The environment of the deck's own templates (pages and blocks), which the project writes."""
+def page_environment(templates_dir: Path, cache_dir: Path) -> jinja2.Environment:
+    """The environment of the deck's own templates (pages and blocks), which the project writes;
+    compiled templates are kept in the cache, so a warm rebuild does not compile them again."""
+    (cache_dir / "templates").mkdir(parents=True, exist_ok=True)
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(templates_dir), autoescape=True,
-                                     undefined=jinja2.StrictUndefined)
+                                     undefined=jinja2.StrictUndefined,
+                                     bytecode_cache=jinja2.FileSystemBytecodeCache(str(cache_dir / "templates")))
     environment.filters.update(FILTERS)
     return environment
 

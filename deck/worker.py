@@ -57,7 +57,10 @@ def main() -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot  # noqa: F401  (imported once here, so every demo's fork has it)
-    import torch  # noqa: F401
+    import torch
+    import torch._dynamo  # noqa: F401  (an optimizer's first step imports it: a second a demo, saved)
+    if torch.cuda.is_initialized():
+        raise SystemExit("the demo server initialised CUDA before forking; its demos could not use the GPU")
     reply(replies, {"ready": True})
     try:
         for line in sys.stdin:

@@ -32,7 +32,7 @@ def render(project: Path, text: str, results=None, keep_going=False):
     path = project / "slides" / "50-x.md"
     path.write_text(text)
     slide = parse_file(path, "slides/50-x.md")[0]
-    renderer = SlideRenderer(make_environment(REPO / "templates"), page_environment(REPO / "templates"),
+    renderer = SlideRenderer(make_environment(REPO / "templates"), page_environment(REPO / "templates", project / ".cache"),
                              load_catalog(project / "demos", project),
                              results or {DemoCall("arith.tensor_sum"): result()},
                              {"title": "T", "presenter": "P"}, keep_going=keep_going)
