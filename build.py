@@ -90,7 +90,7 @@ def build(options: argparse.Namespace) -> RenderedDeck:
     slides = load_slides(options.root / "slides", options.root)
     catalog = load_catalog(options.root / "demos", options.root)
     environment = make_environment(options.templates)
-    found = scan(slides, catalog, environment)
+    found = scan(slides, catalog, environment, options.cache / "scan.json")
     for name in options.rerun:
         if name not in catalog.demo_names:
             raise BuildError(f"--rerun {name}: no such demo{closest(name, catalog.demo_names)}")
