@@ -25,7 +25,7 @@ def open_deck(context, url: str):
 
 OVERFLOWING_SLIDES = """() => {
   const out = [];
-  Reveal.getSlides().forEach((slide, index) => {
+  Array.from(document.querySelectorAll('.reveal .slides > section')).forEach((slide, index) => {
     Reveal.slide(index);
     const tall = slide.scrollHeight - slide.clientHeight, wide = slide.scrollWidth - slide.clientWidth;
     if (tall > 2 || wide > 2) out.push({index, title: (slide.querySelector('h1,h2') || {}).textContent, tall, wide});

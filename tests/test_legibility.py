@@ -24,7 +24,7 @@ MEASURE = """() => {
   const scale = document.querySelector('.reveal .slides').getBoundingClientRect().width / 1280;
   const kinds = {code: 'pre code, .highlight pre', output: 'pre.demo-output', table: 'table th, table td',
                  caption: 'figcaption, table caption'};
-  const slides = Reveal.getSlides();
+  const slides = Array.from(document.querySelectorAll('.reveal .slides > section'));
   return slides.map((slide, index) => {
     Reveal.slide(index);
     const sizes = {}, overflows = [];
