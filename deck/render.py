@@ -68,7 +68,7 @@ def format_minutes(seconds: float) -> str:
 
 
 FILTERS = {
-    "sci": lambda x, digits=1: f"{float(x):.{digits}e}",
+    "sci": lambda x, digits=1: "exactly 0" if x == 0 else f"{float(x):.{digits}e}",
     "seconds": format_seconds,
     "minutes": format_minutes,
     "pct": lambda x, digits=1: f"{100 * float(x):.{digits}f}%",

@@ -110,3 +110,11 @@ def test_the_builder_never_imports_torch(project):
     check = subprocess.run([sys.executable, "-c", code % (str(REPO), str(project))],
                            capture_output=True, text=True, timeout=300)
     assert check.stdout.split() == ["0", "False", "False"], check.stderr
+
+
+def test_each_option_belongs_to_its_command(project):
+    """--times is notes' and --port is serve's: given to another command they are an error, not ignored."""
+    for misplaced in (["--times"], ["notes", "--port", "9000"], ["serve", "--times"]):
+        wrong = run_build(project, *misplaced)
+        assert wrong.returncode == 2 and "unrecognized arguments" in wrong.stderr, misplaced
+    assert run_build(project, "--size", "small", "notes", "--times").returncode == 0   # options before the command

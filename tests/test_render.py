@@ -157,3 +157,10 @@ def test_a_value_cannot_forge_a_block_of_the_deck(project):
                             'v: {{ result("arith.tensor_sum").total }}\n',
                    results={DemoCall("arith.tensor_sum"): result(values={"total": forged})})
     assert slide.html.count("demo-code") == 1 and "@@DECKBLOCK0@@" in slide.html and "deck0v0e" in slide.html
+
+
+def test_a_difference_of_zero_reads_as_words(project):
+    results = {DemoCall("arith.tensor_sum"): result(values={"total": 0.0, "tiny": 3.2e-7})}
+    slide = render(project, '<!-- .slide: timing=30 -->\n## X\n\n{{ result("arith.tensor_sum").total | sci }} and '
+                            '{{ result("arith.tensor_sum").tiny | sci }}\n', results=results)
+    assert "<p>exactly 0 and 3.2e-07</p>" in slide.html
