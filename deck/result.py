@@ -13,7 +13,6 @@ torch) and the builder (which must not) all import it.  It is the one module of
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import json
 import os
@@ -194,7 +193,7 @@ def _read(data: Any, kind: Any, path: str) -> Any:
     if dataclasses.is_dataclass(kind):
         if not isinstance(data, dict):
             raise _wrong(path, f"an object ({kind.__name__})", data)
-        hints = _fields_of(kind)
+        hints = typing.get_type_hints(kind, globalns=globals())
         wanted = {f.name for f in dataclasses.fields(kind) if f.name != "figure"}
         missing, extra = wanted - set(data), set(data) - wanted
         if missing or extra:
@@ -222,11 +221,6 @@ def _read(data: Any, kind: Any, path: str) -> Any:
             raise _wrong(path, f"a {kind.__name__}", data)
         return data
     raise TypeError(f"no reader for {kind!r}")
-
-
-@functools.cache
-def _fields_of(kind) -> dict:
-    return typing.get_type_hints(kind, globalns=globals())
 
 
 def _read_value(data: Any, path: str) -> Value:

@@ -271,6 +271,19 @@ def device_name(device: str, torch) -> str:
     return f"cpu ({model}, {os.cpu_count()} cores)"
 
 
+def reading_source_for_a_traceback() -> bool:
+    """linecache reads source files to print a traceback or a warning (torch.manual_seed keeps one):
+    showing code is not depending on it."""
+    frame = sys._getframe(2)
+    for _ in range(4):
+        if frame is None:
+            return False
+        if frame.f_code.co_filename.endswith("linecache.py"):
+            return True
+        frame = frame.f_back
+    return False
+
+
 class ReadLog:
     """Every file under the talk's folder that the demo opened, imported, listed or handed to a
     program, with the hash of its content when the demo ended: what its result depends on."""
@@ -283,6 +296,8 @@ class ReadLog:
     def audit(self, event: str, args: tuple) -> None:
         if event == "open":
             path, mode, flags = args
+            if reading_source_for_a_traceback():
+                return
             writing = (mode and not ("r" in mode or "+" in mode)) or (mode is None and flags & os.O_ACCMODE == os.O_WRONLY)
             if isinstance(path, (str, bytes)) and not writing:
                 self.note(self.files, path)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from markupsafe import escape
 
-from conftest import REPO, run_build, scratch_dir
+from conftest import REPO, run_build, scratch_dir, start_build
 
 BAD_DEMOS = '''
 import os, sys, time
@@ -97,7 +97,7 @@ def use(project: Path, *references: str) -> None:
 def leftovers(project: Path) -> list[str]:
     """Staging folders beside dist/ and worker scratch folders that a build should have removed."""
     return ([p.name for p in project.iterdir() if p.name.startswith(".dist.")]
-            + [p.name for p in scratch_dir(project).iterdir()])
+            + [p.name for p in scratch_dir(project).glob("deck-worker-*")])
 
 
 def assert_failed_cleanly(project: Path, before: dict, build, *messages: str) -> None:
@@ -236,8 +236,7 @@ def test_output_folder_not_writable(built, tmp_path):
 def test_interrupted_mid_build(built, signal_number):
     project, before = built
     use(project, 'demo("bad.hangs")')
-    build = subprocess.Popen([sys.executable, str(REPO / "build.py"), "--root", str(project)],
-                             stderr=subprocess.PIPE, text=True)
+    build = start_build(project)
     progress = ""
     while "bad.hangs ..." not in progress:
         progress += build.stderr.read(1)
@@ -256,11 +255,9 @@ def test_two_builds_at_once_take_turns(built):
     project, _ = built
     (project / "demos" / "words.py").write_text((project / "demos" / "words.py").read_text().replace(
         "    print(", "    import time; time.sleep(3)\n    print("))
-    first = subprocess.Popen([sys.executable, str(REPO / "build.py"), "--root", str(project)],
-                             stderr=subprocess.PIPE, text=True)
+    first = start_build(project)
     time.sleep(0.5)
-    second = subprocess.Popen([sys.executable, str(REPO / "build.py"), "--root", str(project)],
-                              stderr=subprocess.PIPE, text=True)
+    second = start_build(project)
     first_err, second_err = first.communicate(timeout=120)[1], second.communicate(timeout=120)[1]
     assert first.returncode == 0 and second.returncode == 0, (first_err, second_err)
     waited = first_err if "waiting for it" in first_err else second_err
