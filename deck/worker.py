@@ -54,19 +54,21 @@ def main() -> None:
     scratch = tempfile.mkdtemp(prefix="deck-worker-")
     for number in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(number, lambda *_: shut_down(scratch))
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot  # noqa: F401  (imported once here, so every demo's fork has it)
-    import torch
-    import torch._dynamo  # noqa: F401  (an optimizer's first step imports it: a second a demo, saved)
-    if torch.cuda.is_initialized():
-        raise SystemExit("the demo server initialised CUDA before forking; its demos could not use the GPU")
-    reply(replies, {"ready": True})
     try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot  # noqa: F401  (imported once here, so every demo's fork has it)
+        import torch
+        import torch._dynamo  # noqa: F401  (an optimizer's first step imports it: a second a demo, saved)
+        if torch.cuda.is_initialized():
+            raise SystemExit("the demo server initialised CUDA before forking; its demos could not use the GPU")
+        reply(replies, {"ready": True})
         for line in sys.stdin:
             reply(replies, run_forked(json.loads(line), device, root, scratch, replies.fileno()))
-    except BuilderGone:
-        pass
+    except (BuilderGone, BrokenPipeError):
+        pass   # the builder has gone: nobody to answer
+    except SystemExit as stop:
+        print(f"error: {stop}", file=sys.stderr)
     shut_down(scratch)
 
 
