@@ -24,7 +24,7 @@ from jinja2.ext import Extension
 from markupsafe import Markup
 
 from deck.errors import BuildError
-from deck.result import Result, format_seconds
+from deck.result import Result, Timing, format_seconds
 
 
 @dataclass
@@ -121,14 +121,13 @@ def describe(value) -> str:
 
 # --- comparing timings by their spread --------------------------------------------------------
 
-def spread(timing) -> tuple[float, float]:
+def spread(timing: Timing) -> tuple[float, float]:
     """(low, high): median ± half the interquartile range."""
-    return timing.median_s - timing.iqr_s / 2, timing.median_s + timing.iqr_s / 2
+    return timing.low_s, timing.high_s
 
 
 def is_timing(value) -> bool:
-    return isinstance(getattr(value, "median_s", None), (int, float)) and \
-        isinstance(getattr(value, "iqr_s", None), (int, float))
+    return isinstance(value, Timing)
 
 
 def faster(a, b) -> bool:
