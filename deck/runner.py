@@ -286,3 +286,25 @@ class DemoServer:
                 self.buffer += chunk
         line, _, self.buffer = self.buffer.partition(b"\n")
         return json.loads(line)
+
+
+def run_now(calls: list[DemoCall], references: list[Reference], settings: RunSettings) -> dict[DemoCall, Result]:
+    """Run these calls now in the demo server, whatever the cache or an archive holds; store nothing."""
+    device = resolve_device(settings)
+    results: dict[DemoCall, Result] = {}
+    with DemoServer(settings, device) as server:
+        for call in calls:
+            reply = server.run(call, (settings.timeouts or {}).get(call.demo, settings.timeout_s))
+            if reply.get("ok"):
+                results[call] = from_json(reply["result"])
+            else:
+                results[call] = failure(call, reply, next(r for r in references if r.call == call), settings)
+    return results
+
+
+def remember(results: dict[DemoCall, Result], settings: RunSettings) -> None:
+    """Store results in the cache under the keys a later build looks up."""
+    device, torch = resolve_device(settings), torch_version()
+    cache = ResultCache(settings.cache_dir)
+    for call, result in results.items():
+        cache.store(cache_key(call, settings, device, torch), call.demo, result)
