@@ -28,12 +28,14 @@ from deck.browser import write_pdfs
 from deck.catalog import load_catalog
 from deck.errors import BuildError, closest
 from deck.output import content_security_policy, link_tags, output_lock, third_party_assets, write_atomically
+from deck.live import slide_facts
 from deck.provenance import footer_text, provenance_rows, provenance_slide
 from deck.references import scan
 from deck.render import (RenderedDeck, RenderedSlide, SlideRenderer, format_minutes, make_environment,
                          page_environment, render_slides)
 from deck.render_cache import RenderCache
-from deck.runner import RunSettings, run_demos
+from deck.result import DemoCall, Result
+from deck.runner import RunSettings, remember, run_demos, run_now
 from deck.serve import serve
 from deck.slide_functions import pygments_css
 from deck.slides import load_slides
@@ -55,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if options.command == "serve":
             watched = [options.root / "slides", options.root / "demos", options.templates]
-            return serve(lambda: locked_build(options), options.out, watched, options.port)
+            return serve(lambda: locked_build(options), lambda demo: rerun_live(options, demo), options.out,
+                         watched, options.port, BUILDER / "templates" / "live.js")
         deck = locked_build(options)
         if options.command == "pdf":
             for path in write_pdfs(options.out):
@@ -79,12 +82,29 @@ def stop_like_ctrl_c(signal_number, frame):
     raise KeyboardInterrupt
 
 
-def locked_build(options: argparse.Namespace) -> RenderedDeck:
+def locked_build(options: argparse.Namespace, fresh: dict[DemoCall, Result] | None = None) -> RenderedDeck:
     with output_lock(options.out, options.cache):
-        return build(options)
+        return build(options, fresh)
 
 
-def build(options: argparse.Namespace) -> RenderedDeck:
+def rerun_live(options: argparse.Namespace, demo: str) -> RenderedDeck:
+    """serve's rerun: run one demo of the deck now and rebuild with its new result, which is kept (cached)
+    only if the deck builds with it: a demo that fails or a claim it makes false raises, and nothing changes."""
+    slides = load_slides(options.root / "slides", options.root)
+    catalog = load_catalog(options.root / "demos", options.root)
+    found = scan(slides, catalog, make_environment(options.templates), options.cache / "scan.json")
+    calls = [call for call in found.calls if call.demo == demo]
+    if not calls:
+        raise BuildError(f"{demo} is not a demo this deck shows")
+    strict = argparse.Namespace(**{**vars(options), "keep_going": False})
+    fresh = run_now(calls, found.references, run_settings(strict))
+    deck = locked_build(strict, fresh)
+    remember(fresh, run_settings(options))
+    return deck
+
+
+def build(options: argparse.Namespace, fresh: dict[DemoCall, Result] | None = None) -> RenderedDeck:
+    """The deck; ``fresh`` results (a live rerun's) replace what the cache holds for those calls."""
     if options.templates.is_relative_to(options.root):
         check_inside(options.templates, options.root)
     slides = load_slides(options.root / "slides", options.root)
@@ -96,7 +116,7 @@ def build(options: argparse.Namespace) -> RenderedDeck:
             raise BuildError(f"--rerun {name}: no such demo{closest(name, catalog.demo_names)}")
     if found.errors and not options.keep_going:
         raise BuildError("\n".join(str(e) for e in found.errors)) if len(found.errors) > 1 else found.errors[0]
-    results = run_demos(found.calls, found.references, run_settings(options))
+    results = {**run_demos(found.calls, found.references, run_settings(options)), **(fresh or {})}
     if options.export_results:
         count = export_archive(results, options.size, options.export_results)
         print(f"exported {count} results to {options.export_results}", file=sys.stderr)
@@ -105,7 +125,7 @@ def build(options: argparse.Namespace) -> RenderedDeck:
                              slide_errors=found.slide_errors)
     rendered = render_slides(slides, renderer, found.references, RenderCache(options.cache, options.templates))
     deck = with_provenance(rendered, provenance_rows(results), pages)
-    write_atomically(deck_files(deck, pages, options), options.out)
+    write_atomically(deck_files(deck, pages, options, slide_facts(found.references, results)), options.out)
     return deck
 
 
@@ -119,14 +139,15 @@ def with_provenance(slides: list[RenderedSlide], rows: list[dict], pages) -> Ren
     return RenderedDeck(slides=slides, footer=footer_text(rows))
 
 
-def deck_files(deck: RenderedDeck, pages, options: argparse.Namespace) -> dict[str, bytes | str]:
+def deck_files(deck: RenderedDeck, pages, options: argparse.Namespace, facts: dict) -> dict[str, bytes | str]:
     """index.html and notes.html, plus the assets they link (none with --single-file)."""
     assets = third_party_assets(BUILDER / "node_modules")
     assets["assets/deck.css"] = ((options.templates / "deck.css").read_text() + "\n" + pygments_css()).encode()
     assets["assets/deck.js"] = (options.templates / "deck.js").read_bytes()
     stylesheets, scripts = link_tags(assets, options.single_file)
     index = pages.get_template("deck.html.j2").render(
-        talk=options.talk, slides=deck.slides, footer=deck.footer, stylesheets=stylesheets, scripts=scripts,
+        talk=options.talk, slides=deck.slides, facts=facts, footer=deck.footer, stylesheets=stylesheets,
+        scripts=scripts,
         policy=content_security_policy(assets, options.single_file))
     notes = pages.get_template("notes.html.j2").render(
         talk=options.talk, slides=deck.slides, total_seconds=deck.total_seconds,
