@@ -84,7 +84,7 @@ class Snapshot:
     def of(cls, page: str, css: str) -> "Snapshot":
         found = list(SECTION.finditer(page))
         footer = FOOTER.search(page)
-        frame = FOOTER.sub("", SECTION.sub("", page))
+        frame = re.sub(r"\n+", "\n", FOOTER.sub("", SECTION.sub("", page)))   # where slides were: one line
         return cls(ids=[m.group(1) for m in found], sections={m.group(1): m.group(0) for m in found},
                    footer=footer.group(0) if footer else "", css=css, frame=frame)
 
