@@ -23,6 +23,7 @@ from deck.references import Reference
 from deck.result import DemoCall, Result
 
 KEEP_ALIVE_S = 15     # a comment on an idle event stream, so nothing between closes it
+BACKLOG = 256         # events waiting for one page; a page further behind is sent no more
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ class EventStream:
         self.closed = False
 
     def subscribe(self) -> queue.Queue:
-        subscriber: queue.Queue = queue.Queue()
+        subscriber: queue.Queue = queue.Queue(maxsize=BACKLOG)
         with self.lock:
             if self.closed:
                 subscriber.put(None)
@@ -127,7 +128,12 @@ class EventStream:
         message = f"event: {event}\ndata: {data}\n\n".encode()
         with self.lock:
             for subscriber in self.subscribers:
-                subscriber.put(message)
+                try:
+                    subscriber.put_nowait(message)
+                except queue.Full:   # a page that stopped reading: end its stream (it reconnects, and reloads)
+                    with subscriber.mutex:
+                        subscriber.queue.clear()
+                    subscriber.put_nowait(None)
 
     def close(self) -> None:
         with self.lock:
