@@ -261,7 +261,7 @@ def test_ctrl_c_during_a_rerun_ends_everything_within_two_seconds(live):
     threading.Thread(target=lambda: rerun(url, with_token), daemon=True).start()
     wait_for(lambda: workers_of(project), timeout=60, every=0.02)          # the demo server is starting
     started = time.monotonic()
-    process.send_signal(signal.SIGINT)
+    os.killpg(process.pid, signal.SIGINT)                                 # Ctrl-C in its terminal
     process.wait(timeout=10)
     wait_for(lambda: not workers_of(project), timeout=10, every=0.02)
     assert time.monotonic() - started < 2

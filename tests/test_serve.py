@@ -1,4 +1,5 @@
 """Live preview: served on 127.0.0.1 to its own name only, rebuilt on change, no demo rerun for prose."""
+import os
 import re
 import signal
 import socket
@@ -9,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from conftest import REPO, run_build, start_build
+from conftest import REPO, run_build, scratch_dir
 from test_faults import workers_of
 
 
@@ -29,8 +30,13 @@ def wait_for(condition, timeout: float = 30, every: float = 0.05):
 
 
 def start_serving(project, **environment) -> tuple[str, str, subprocess.Popen]:
-    """`python build.py serve` on a free port: (base url, the URL it printed with its token, process)."""
-    process = start_build(project, "serve", "--port", "0", **environment)
+    """`python build.py serve` on a free port: (base url, the URL it printed with its token, process).
+    In a process group of its own, as a terminal starts it: os.killpg(process.pid, SIGINT) is Ctrl-C there."""
+    process = subprocess.Popen([sys.executable, str(REPO / "build.py"), "--root", str(project), "serve",
+                                "--port", "0"], stderr=subprocess.PIPE, text=True, process_group=0,
+                               env=dict(os.environ, TMPDIR=str(scratch_dir(project)), **environment),
+                               # Ctrl-C's default action even where the tests run as a background job
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     log = ""
     while "serving http://" not in log:
         line = process.stderr.readline()
