@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -38,6 +39,7 @@ PAINTED = """text => ({painted: new Promise(resolve => {
   const watcher = new MutationObserver(() => { if (seen()) { watcher.disconnect(); stamp(); } });
   watcher.observe(document.body, {childList: true, subtree: true, characterData: true});
 })})"""
+LOADS = "() => performance.getEntriesByType('navigation').length"
 
 
 def copy_talk(scratch: Path) -> Path:
@@ -59,6 +61,8 @@ def start(root: Path, extra: list[str]) -> tuple[subprocess.Popen, str]:
         if not line:
             raise SystemExit(f"serve did not start:\n{log}")
         log += line
+    # keep reading what it prints: a full pipe would stop the server at its next message
+    threading.Thread(target=process.stderr.read, daemon=True).start()
     return process, re.search(r"serving (\S+)", log).group(1)
 
 
@@ -81,7 +85,11 @@ def measure(page, slide: Path, repeats: int) -> list[float]:
         lines[where] = f"{original} {marker}"
         saved = time.time() * 1000
         slide.write_text("\n".join(lines) + "\n")
-        delays.append(page.evaluate("handle => handle.painted", painted) - saved)
+        shown = page.evaluate("handle => Promise.race([handle.painted, new Promise(r => setTimeout(r, 20000, null))])",
+                              painted)
+        if shown is None:
+            raise SystemExit(f"edit {edit} was not shown within 20 s (page loads: {page.evaluate(LOADS)})")
+        delays.append(shown - saved)
         time.sleep(0.3)   # a presenter does not save ten times a second
     return delays
 
@@ -105,7 +113,7 @@ def main() -> None:
                 slides = sorted((root / "slides").glob("*.md"))
                 slide = slides[len(slides) // 2]
                 delays = measure(page, slide, options.repeats + 1)
-                loads = page.evaluate("() => performance.getEntriesByType('navigation').length")
+                loads = page.evaluate(LOADS)
         finally:
             os.killpg(process.pid, signal.SIGINT)
             process.wait(timeout=30)
