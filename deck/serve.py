@@ -239,24 +239,24 @@ def serve(build_once: Callable[[], object], rerun_once: Callable[[str], object],
 
 
 def work(preview: Preview, build_once: Callable[[], object], rerun_once: Callable[[str], object]) -> None:
-    """The next job: a rerun, or one rebuild for every batch of changed files waiting."""
-    kind, detail, done = preview.jobs.get()
-    if kind == "rerun":
-        outcome = {"demo": detail, "state": "kept", "reason": "the preview stopped"}
+    """The next job, in the order asked: a rerun, or one rebuild for every batch of changed files waiting."""
+    job = preview.jobs.get()
+    if job[0] == "files":
+        names, job = set(job[1]), None
+        while job is None:   # edits that arrived during the last build are all in this one
+            try:
+                job = preview.jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job[0] == "files":
+                names.update(job[1])
+                job = None
+        print(f"changed: {', '.join(sorted(names))}", file=sys.stderr, flush=True)
+        preview.rebuild(build_once)
+    if job is not None:   # a rerun, asked for after those edits
+        _, demo, done = job
+        outcome = {"demo": demo, "state": "kept", "reason": "the preview stopped"}
         try:
-            outcome = preview.rerun(rerun_once, detail)
+            outcome = preview.rerun(rerun_once, demo)
         finally:
             done.set_result(outcome)
-        return
-    names = set(detail)
-    while True:   # edits that arrived during the last build are all in this one
-        try:
-            kind, detail, done = preview.jobs.get_nowait()
-        except queue.Empty:
-            break
-        if kind == "rerun":
-            preview.jobs.put((kind, detail, done))
-            break
-        names.update(detail)
-    print(f"changed: {', '.join(sorted(names))}", file=sys.stderr, flush=True)
-    preview.rebuild(build_once)

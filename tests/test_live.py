@@ -3,6 +3,7 @@ import http.client
 import json
 import socket
 import threading
+from concurrent.futures import Future
 
 import pytest
 
@@ -208,3 +209,15 @@ def test_the_speaker_view_facts_list_each_result_a_slide_shows_once():
     assert [(row["device_name"], row["torch"], row["ran_at"]) for row in facts[2].rows] == \
         [("cpu (2 cores)", "2.13.0", "2026-12-01T10:00:00+00:00")]
     assert facts[3].rows[0]["device_name"] == "failed"
+
+
+def test_reruns_and_rebuilds_take_turns_in_the_order_asked(tmp_path):
+    (tmp_path / "index.html").write_text(PAGE)
+    served = Preview(tmp_path, "", Guard(port=1, token="t"))
+    done = []
+    for job in [("files", ["a.md"], None), ("files", ["b.md"], None), ("rerun", "m.first", Future()),
+                ("files", ["c.md"], None), ("rerun", "m.second", Future())]:
+        served.jobs.put(job)
+    while not served.jobs.empty():
+        work(served, lambda: done.append("build"), lambda demo: done.append(demo))
+    assert done == ["build", "m.first", "build", "m.second"]       # a.md and b.md in one build
