@@ -70,9 +70,9 @@ class Preview:
         with self.lock:
             return {"version": self.version, "error": self.error}
 
-    def rebuild(self, build_once: Callable[[], object]) -> None:
+    def rebuild(self, build_once: Callable[[], object], changed: list[str]) -> None:
         """Build; push what changed to the open pages, or the error (the last good deck stays)."""
-        self.events.publish("state", json.dumps({**self.state(), "building": True}))
+        self.events.publish("state", json.dumps({**self.state(), "building": changed}))
         try:
             build_once()
         except BuildError as failure:
@@ -216,7 +216,7 @@ def serve(build_once: Callable[[], object], rerun_once: Callable[[str], object],
         return 1
     guard = Guard(port=server.server_address[1], token=secrets.token_urlsafe(24))
     server.preview = preview = Preview(out_dir, live_script.read_text(encoding="utf-8"), guard)
-    preview.rebuild(build_once)
+    preview.rebuild(build_once, [])
     out_dir.mkdir(parents=True, exist_ok=True)
     ready, stop = threading.Event(), threading.Event()
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -252,7 +252,7 @@ def work(preview: Preview, build_once: Callable[[], object], rerun_once: Callabl
                 names.update(job[1])
                 job = None
         print(f"changed: {', '.join(sorted(names))}", file=sys.stderr, flush=True)
-        preview.rebuild(build_once)
+        preview.rebuild(build_once, sorted(names))
     if job is not None:   # a rerun, asked for after those edits
         _, demo, done = job
         outcome = {"demo": demo, "state": "kept", "reason": "the preview stopped"}

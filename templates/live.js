@@ -53,7 +53,7 @@
     if (state.version !== undefined && state.version !== version && !state.building) { location.reload(); return; }
     overlay.textContent = state.error ? "Build failed; showing the last good deck.\n\n" + state.error : "";
     overlay.hidden = !state.error;
-    if (!running) say(state.building ? "rebuilding …" : "");
+    if (!running) say(state.building ? "rebuilding: " + state.building.join(", ") + " changed …" : "");
   }
 
   function say(text) {

@@ -159,12 +159,12 @@ def test_a_failed_rebuild_keeps_the_last_good_deck_and_tells_the_pages(tmp_path)
 
     def fails():
         raise BuildError("no such demo", file="slides/a.md", line=3)
-    served.rebuild(fails)
+    served.rebuild(fails, ["a.md"])
     events = [page.get_nowait().decode() for _ in range(2)]
-    assert "building" in events[0] and "slides/a.md:3: no such demo" in events[1]
+    assert '"building": ["a.md"]' in events[0] and "slides/a.md:3: no such demo" in events[1]
     assert page.empty() and served.version == 0 and "The sum is 45." in served.page()
     (tmp_path / "index.html").write_text(PAGE.replace("45", "46"))
-    served.rebuild(lambda: None)
+    served.rebuild(lambda: None, ["a.md"])
     assert "building" in page.get_nowait().decode()
     update = json.loads(page.get_nowait().decode().split("data: ", 1)[1])
     assert update["version"] == 1 and [c["id"] for c in update["changed"]] == ["slide-2"]
