@@ -119,9 +119,9 @@ def main() -> None:
             process.wait(timeout=30)
     first, rest = delays[0], sorted(delays[1:])
     p95 = rest[min(len(rest) - 1, round(0.95 * (len(rest) - 1)))]
-    print(f"save -> new text painted, prose edit of {slide.name} (n={len(rest)}): median {statistics.median(rest):.0f} ms, "
-          f"p95 {p95:.0f} ms (min {rest[0]:.0f}, max {rest[-1]:.0f}); first edit {first:.0f} ms; "
-          f"page loads: {loads}")
+    print(f"save -> new text painted, prose edit of {slide.name} (n={len(rest)}): "
+          f"median {statistics.median(rest):.0f} ms, p95 {p95:.0f} ms (min {rest[0]:.0f}, max {rest[-1]:.0f}); "
+          f"first edit {first:.0f} ms; page loads: {loads}")
 
 
 if __name__ == "__main__":

@@ -35,7 +35,8 @@
     });
     if (update.footer != null) document.querySelector(".deck-footer").replaceWith(element(update.footer));
     if (update.css != null) {
-      var sheet = document.getElementById("deck-live-css") || document.head.appendChild(document.createElement("style"));
+      var sheet = document.getElementById("deck-live-css") ||
+        document.head.appendChild(document.createElement("style"));
       sheet.id = "deck-live-css";
       sheet.textContent = update.css;
       var linked = document.querySelector('link[href="assets/deck.css"]');
