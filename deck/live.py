@@ -68,7 +68,7 @@ class Guard:
         return f"{self.cookie_name}={self.token}; Path=/; HttpOnly; SameSite=Strict"
 
 
-SECTION = re.compile(r'^<section id="([^"]*)"[^\n]*>\n.*?\n</section>$', re.M | re.S)
+OPENING, CLOSING = '\n<section id="', "\n</section>\n"   # how deck.html.j2 writes each slide: lines of its own
 FOOTER = re.compile(r'<footer class="deck-footer">.*?</footer>', re.S)
 
 
@@ -83,11 +83,17 @@ class Snapshot:
 
     @classmethod
     def of(cls, page: str, css: str) -> "Snapshot":
-        found = list(SECTION.finditer(page))
-        footer = FOOTER.search(page)
-        frame = re.sub(r"\n+", "\n", FOOTER.sub("", SECTION.sub("", page)))   # where slides were: one line
-        return cls(ids=[m.group(1) for m in found], sections={m.group(1): m.group(0) for m in found},
-                   footer=footer.group(0) if footer else "", css=css, frame=frame)
+        ids, sections, frame, at = [], {}, [], 0
+        while (start := page.find(OPENING, at)) >= 0 and (end := page.find(CLOSING, start)) >= 0:
+            section = page[start + 1:end + len(CLOSING) - 1]
+            ids.append(section[len(OPENING) - 1:section.index('"', len(OPENING) - 1)])
+            sections[ids[-1]] = section
+            frame.append(page[at:start].strip())   # a slide added or removed leaves the rest as it was
+            at = end + len(CLOSING) - 1
+        frame.append(page[at:])
+        footer = FOOTER.search(frame[-1])
+        return cls(ids=ids, sections=sections, footer=footer.group(0) if footer else "", css=css,
+                   frame="".join(frame[:-1]) + FOOTER.sub("", frame[-1]))
 
     def changes(self, new: "Snapshot") -> dict:
         """What the open page needs to become the new build: changed slides, or all of them, or a reload."""

@@ -18,9 +18,11 @@ PAGE = """<!doctype html><html><head><meta http-equiv="Content-Security-Policy" 
 <section id="slide-1" data-timing="10">
 <h1>Title</h1>
 </section>
+
 <section id="slide-2" data-timing="10" data-demos="arith.tensor_sum">
 <p>The sum is 45.</p>
 </section>
+
 </div>
 <footer class="deck-footer">Numbers measured on cpu</footer>
 </div></body></html>
@@ -146,8 +148,8 @@ def test_a_rebuild_sends_only_the_slides_that_changed(tmp_path):
     assert old.changes(Snapshot.of(PAGE, "h1 {color: red}"))["css"] == "h1 {color: red}"
     footer = old.changes(Snapshot.of(PAGE.replace("on cpu", "on cuda"), "h1 {}"))["footer"]
     assert footer == '<footer class="deck-footer">Numbers measured on cuda</footer>'
-    added = PAGE.replace("</div>\n<footer", '<section id="slide-3" data-timing="5">\n<p>new</p>\n</section>\n'
-                                           "</div>\n<footer")
+    added = PAGE.replace("</section>\n\n</div>",
+                         '</section>\n\n<section id="slide-3" data-timing="5">\n<p>new</p>\n</section>\n\n</div>')
     assert "slide-3" in old.changes(Snapshot.of(added, "h1 {}"))["slides"]
     assert old.changes(Snapshot.of(PAGE.replace("<head>", "<head><title>New</title>"), "h1 {}")) == {"reload": True}
 
