@@ -114,10 +114,12 @@ def test_an_edit_patches_the_open_page_in_place(live):
 
         text = slide.read_text()
         line = text[:text.index('figure("arith.line_plot"')].count("\n") + 1
+        page.evaluate("""() => { window.__said = []; const status = document.getElementById('deck-live-status');
+            new MutationObserver(() => window.__said.push(status.textContent))
+                .observe(status, {childList: true, characterData: true, subtree: true}); }""")
         slide.write_text(text.replace('figure("arith.line_plot"', 'figure("arith.line_plott"'))
-        page.wait_for_function("() => document.getElementById('deck-live-status').textContent"
-                               " === 'rebuilding: 10-intro.md changed …'")
         page.wait_for_selector("#deck-build-error", state="visible")
+        assert "rebuilding: 10-intro.md changed …" in page.evaluate("() => window.__said")
         assert f"slides/10-intro.md:{line}: no demo function 'arith.line_plott'" in page.inner_text("#deck-build-error")
         assert "a live step" in text_of(page, "#live-one")              # the last good deck stays
         slide.write_text(text)
