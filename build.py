@@ -98,6 +98,9 @@ def rerun_live(options: argparse.Namespace, demo: str) -> RenderedDeck:
         raise BuildError(f"{demo} is not a demo this deck shows")
     strict = argparse.Namespace(**{**vars(options), "keep_going": False})
     fresh = run_now(calls, found.references, run_settings(strict))
+    failed = [result.error for result in fresh.values() if result.failed]
+    if failed:
+        raise BuildError(failed[0])
     deck = locked_build(strict, fresh)
     remember(fresh, run_settings(options))
     return deck
