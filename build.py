@@ -27,7 +27,8 @@ from deck.boundary import check_inside
 from deck.browser import write_pdfs
 from deck.catalog import load_catalog
 from deck.errors import BuildError, closest
-from deck.output import content_security_policy, link_tags, output_lock, third_party_assets, write_atomically
+from deck.output import (check_output_folder, content_security_policy, link_tags, output_lock, own_output_folder,
+                         third_party_assets, write_atomically)
 from deck.provenance import footer_text, provenance_rows, provenance_slide
 from deck.references import scan
 from deck.render import (RenderedDeck, RenderedSlide, SlideRenderer, format_minutes, make_environment,
@@ -80,11 +81,13 @@ def stop_like_ctrl_c(signal_number, frame):
 
 
 def locked_build(options: argparse.Namespace) -> RenderedDeck:
+    check_output_folder(options.out, options.root, BUILDER)   # before the lock: a refused build writes nothing
     with output_lock(options.out, options.cache):
         return build(options)
 
 
 def build(options: argparse.Namespace) -> RenderedDeck:
+    own_output_folder(options.out, options.root, BUILDER)
     if options.templates.is_relative_to(options.root):
         check_inside(options.templates, options.root)
     slides = load_slides(options.root / "slides", options.root)
