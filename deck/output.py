@@ -146,7 +146,9 @@ def own_output_folder(out_dir: Path, root: Path, builder: Path) -> None:
     """Check that ``out_dir`` is the builder's to replace, before anything runs; then put back a deck an
     interrupted swap left aside, and remove what earlier builds left beside the folder."""
     check_output_folder(out_dir, root, builder)
-    leftovers = [path for kind in ("tmp", "old") for path in sorted(out_dir.parent.glob(f".{out_dir.name}.{kind}-*"))]
+    out_dir = out_dir.resolve()
+    leftovers = [path for kind in ("tmp", "old")
+                 for path in sorted(out_dir.parent.glob(f".{out_dir.name}.{kind}-*"))]
     try:
         set_aside = [path for path in leftovers if ".old-" in path.name]
         if set_aside and not out_dir.exists():   # killed between the two renames of swap_in's fallback
@@ -188,10 +190,10 @@ def check_output_folder(out_dir: Path, root: Path, builder: Path) -> None:
 def write_atomically(files: dict[str, bytes | str], out_dir: Path) -> None:
     """Write files into a fresh folder beside out_dir, then swap it in: out_dir is always a whole deck,
     the last one or the new one, even if the build is killed at any point."""
-    parent = out_dir.resolve().parent
+    target = out_dir.resolve()
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=parent))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     except OSError as error:
         raise BuildError(f"cannot write the deck to {out_dir}: {error.strerror or error}") from None
     try:
@@ -203,7 +205,7 @@ def write_atomically(files: dict[str, bytes | str], out_dir: Path) -> None:
             path = staging / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(content.encode() if isinstance(content, str) else content)
-        swap_in(staging, out_dir)
+        swap_in(staging, target)
     except OSError as error:
         raise BuildError(f"cannot write the deck to {out_dir}: {error.strerror or error}") from None
     finally:
@@ -224,7 +226,11 @@ def swap_in(staging: Path, out_dir: Path) -> None:
     old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
     with signals_deferred():   # SIGINT/SIGTERM wait until both renames are done
         os.rename(out_dir, old)
-        os.rename(staging, out_dir)
+        try:
+            os.rename(staging, out_dir)
+        except OSError:
+            os.rename(old, out_dir)
+            raise
     os.rename(old, staging)
 
 
