@@ -89,7 +89,8 @@ def test_a_table_that_is_not_a_table_and_bad_toml_name_the_file(tmp_path):
 
 def test_per_demo_limits_name_demos_the_talk_defines(tmp_path):
     path = tmp_path / "pyproject.toml"
-    path.write_text('[tool.deck]\ntitle = "T"\n\n[tool.deck.timeouts]\n"arith.tensor_sum" = 5\n"arith.tensor_smu" = 5\n')
+    path.write_text('[tool.deck]\ntitle = "T"\n\n'
+                    '[tool.deck.timeouts]\n"arith.tensor_sum" = 5\n"arith.tensor_smu" = 5\n')
     config = read_config(path)
     check_timeouts(Config(timeouts={"arith.tensor_sum": 5}), ["arith.tensor_sum"], path)
     with pytest.raises(BuildError) as caught:

@@ -1,4 +1,5 @@
-"""Rendering one slide owns what it collects: two renderers, and two slides, never share a claim, a value or a figure."""
+"""Rendering one slide owns what it collects: two renderers, or two slides, never share a claim, a value
+or a figure."""
 import dataclasses
 from pathlib import Path
 
