@@ -73,7 +73,7 @@ class Source:
     def line_of(self, table: str, key: str) -> int | None:
         current, wanted = "", re.compile(rf'^\s*("{re.escape(key)}"|\'{re.escape(key)}\'|{re.escape(key)})\s*[=.]')
         for number, line in enumerate(self.lines, start=1):
-            header = re.match(r"^\s*\[([^\[\]]+)\]", line)
+            header = re.match(r"^\s*\[+([^\[\]]+)\]", line)
             if header:
                 current = header.group(1).replace(" ", "").replace('"', "")
             elif current == table and wanted.match(line):
