@@ -134,6 +134,8 @@ class SlidePage:
             return value
         marker = self.marker.format(len(self.pending))
         text = str(escape(value))   # HTML the deck made (it has __html__) stays, anything else is escaped
+        # Output of a macro or {% set %} block already went through here: put its values back in.
+        text = self.markers.sub(lambda found: self.pending.get(found.group(0), ""), text)
         self.pending[marker] = text.replace(STX, "").replace(ETX, "")   # what Markdown's stash markers are made of
         return Markup(marker)
 
@@ -151,7 +153,10 @@ class SlidePage:
 @jinja2.pass_context
 def keep_out_of_markdown(context, value) -> Markup:
     """Jinja's finalize: the slide being rendered keeps the value away from Markdown."""
-    return context[PAGE].keep_out_of_markdown(value)
+    page = context.get(PAGE)
+    if page is None:   # a template the slide imported without its context
+        raise BuildError('a template a slide imports must share its context: {% import "NAME" as x with context %}')
+    return page.keep_out_of_markdown(value)
 
 
 class SlideRenderer:

@@ -3,7 +3,10 @@ or a figure."""
 import dataclasses
 from pathlib import Path
 
+import pytest
+
 from deck.catalog import load_catalog
+from deck.errors import BuildError
 from deck.render import SlideRenderer, make_environment, page_environment
 from deck.result import DemoCall, Figure
 from deck.slides import parse_file
@@ -59,3 +62,20 @@ def test_a_slide_rendered_again_collects_afresh(project):
     once, twice = renderer.render_slide(first), renderer.render_slide(first)
     assert dataclasses.asdict(once) == dataclasses.asdict(twice)
     assert len(twice.claims) == 1 and twice.html.count("<img") == 1
+
+
+def test_templates_and_macros_a_slide_uses_keep_values_inert(project):
+    (project / "templates").mkdir()
+    (project / "templates" / "bits.j2").write_text("{% macro value(x) %}{{ x }}{% endmacro %}")
+    path = project / "slides" / "50-x.md"
+    path.write_text('## X\n\n{% import "bits.j2" as bits %}{{ bits.value(3) }}\n')
+    slide = parse_file(path, "slides/50-x.md")[0]
+    renderer = SlideRenderer(make_environment(project / "templates"),
+                             page_environment(REPO / "templates", project / ".cache"),
+                             load_catalog(project / "demos", project), {}, {"title": "T"})
+    with pytest.raises(BuildError, match=r'^slides/50-x.md:3: a template a slide imports must share its context'):
+        renderer.render_slide(slide)
+    path.write_text('## X\n\n{% import "bits.j2" as bits with context %}{{ bits.value("<b>") }}\n')
+    assert "<p>&lt;b&gt;</p>" in renderer.render_slide(parse_file(path, "slides/50-x.md")[0]).html
+    path.write_text('## X\n\n{% macro twice(x) %}{{ x }}{{ x }}{% endmacro %}{{ twice("*a*") }}\n')
+    assert "<p>*a**a*</p>" in renderer.render_slide(parse_file(path, "slides/50-x.md")[0]).html
