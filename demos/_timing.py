@@ -7,6 +7,7 @@ that, and the rest, to ``torch.utils.benchmark``.
 from __future__ import annotations
 
 import contextlib
+import statistics
 import time
 from typing import Callable, TypeVar
 
@@ -53,6 +54,13 @@ def once(fn: Callable[[], T], device: str = "cpu") -> tuple[T, Timing]:
     value = fn()
     synchronize(device)
     return value, Timing(median_s=time.perf_counter() - start, iqr_s=0.0, repeats=1, device=device)
+
+
+def from_samples(samples: list[float], device: str = "cpu") -> Timing:
+    """Durations timed one by one (each call its own run): their median and interquartile range."""
+    low, _, high = statistics.quantiles(samples, n=4) if len(samples) > 1 else samples * 3
+    return Timing(median_s=statistics.median(samples), iqr_s=high - low, repeats=len(samples),
+                  device=device)
 
 
 @contextlib.contextmanager
