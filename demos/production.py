@@ -117,8 +117,7 @@ def cpp_aotinductor(device: str, size: str = "full") -> Result:
 # --- (b) DistributedDataParallel: two processes, one model ------------------
 
 def train_replica(steps: int, out_dir: str) -> None:
-    """One process of `torchrun --nproc-per-node=2`: who it is comes from the environment."""
-    dist.init_process_group("gloo")  # RANK, WORLD_SIZE, MASTER_ADDR/PORT: set by torchrun
+    dist.init_process_group("gloo")  # torchrun sets RANK, WORLD_SIZE, MASTER_ADDR/PORT
     model = DDP(make_mlp())  # DDP copies rank 0's weights to every rank
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
     torch.manual_seed(dist.get_rank())  # different data on every rank
