@@ -11,7 +11,7 @@ import statistics
 import time
 from typing import Callable, TypeVar
 
-from deck.result import Timing
+from deck.result import Timing, format_seconds
 
 T = TypeVar("T")
 
@@ -61,6 +61,14 @@ def from_samples(samples: list[float], device: str = "cpu") -> Timing:
     low, _, high = statistics.quantiles(samples, n=4) if len(samples) > 1 else samples * 3
     return Timing(median_s=statistics.median(samples), iqr_s=high - low, repeats=len(samples),
                   device=device)
+
+
+def cell(timing: Timing) -> str:
+    """A Timing short enough for a table cell: one run as one number, repeated runs as the
+    median ± half the interquartile range (the device is in the table's caption)."""
+    if timing.repeats == 1:
+        return f"{format_seconds(timing.median_s)}, one run"
+    return f"{format_seconds(timing.median_s)} ± {format_seconds(timing.iqr_s / 2)}"
 
 
 @contextlib.contextmanager

@@ -15,15 +15,15 @@ import torch
 from torch._dynamo.utils import counters
 
 from deck.result import Result, Table
-from demos._timing import measure, once
+from demos._timing import cell, measure, once
 from demos.crazy import RandomDepthMLP
 
 SIZES = {"small": dict(width=16, max_depth=3, calls=20),
          "full": dict(width=64, max_depth=6, calls=60)}
 
 
-class CondDepthMLP(RandomDepthMLP):
-    def forward(self, x):  # the depth is a tensor: one graph for every depth
+class CondDepthMLP(RandomDepthMLP):  # the depth is a tensor: one graph
+    def forward(self, x):
         depth = torch.randint(1, len(self.hidden) + 1, (), device=x.device)
         h = torch.relu(self.inp(x))
         for i, layer in enumerate(self.hidden):
@@ -85,14 +85,15 @@ def random_depth_compiled(device: str, size: str = "full") -> Result:
     print(f"torch.compile: {compiled['graphs']} graphs, {compiled['breaks']} graph break(s), "
           f"{compiled['answers']} different answers")
     print(f"torch.cond + torch.export: {exported['answers']} different answers")
-    table = Table(["", "what it made", "different answers", "first call", "a later call"],
+    table = Table(["", "what it made", "different answers", "first call", "later calls (median)"],
                   [["torch.compile(model)", f"{compiled['graphs']} graphs, "
                     f"{compiled['breaks']} graph break", compiled["answers"],
-                    str(compiled["first"]), str(compiled["later"])],
-                   ["torch.export, torch.cond", f"1 graph, {exported['conds']} torch.cond",
-                    exported["answers"], f"export {exported['first']}", str(exported["later"])]],
+                    cell(compiled["first"]), cell(compiled["later"])],
+                   ["torch.cond, torch.export", f"1 graph, {exported['conds']} torch.cond",
+                    exported["answers"], f"export: {cell(exported['first'])}",
+                    cell(exported["later"])]],
                   caption=f"{cfg['calls']} calls on one input, depth 1 to {cfg['max_depth']}, "
-                          f"eager: {eager} different answers")
+                          f"eager: {eager} different answers; {device}")
     return Result(
         values={"calls": cfg["calls"], "max_depth": cfg["max_depth"], "eager_answers": eager,
                 "compiled_graphs": compiled["graphs"], "graph_breaks": compiled["breaks"],

@@ -4,8 +4,8 @@
 
 int main(int argc, char* argv[]) {  // MODEL.pt2 IN.bin OUT.bin ROWS COLS
   int64_t rows = std::stoll(argv[4]), cols = std::stoll(argv[5]);
-  auto x = at::from_file(argv[2], false, rows * cols, at::kFloat).view({rows, cols});
-  torch::inductor::AOTIModelPackageLoader model(argv[1]);  // no Python at run time
+  auto x = at::from_file(argv[2], false, rows * cols).view({rows, cols});
+  torch::inductor::AOTIModelPackageLoader model(argv[1]);  // no Python
   auto device = c10::Device(model.get_metadata()["AOTI_DEVICE_KEY"]);
   auto y = model.run({x.to(device)})[0].cpu().contiguous();
   std::ofstream(argv[3], std::ios::binary).write((char*)y.data_ptr(), y.nbytes());

@@ -117,14 +117,14 @@ def cpp_aotinductor(device: str, size: str = "full") -> Result:
 # --- (b) DistributedDataParallel: two processes, one model ------------------
 
 def train_replica(steps: int, out_dir: str) -> None:
-    dist.init_process_group("gloo")  # torchrun sets RANK, WORLD_SIZE, MASTER_ADDR/PORT
+    dist.init_process_group("gloo")  # rank, world size, address: from torchrun
     model = DDP(make_mlp())  # DDP copies rank 0's weights to every rank
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
     torch.manual_seed(dist.get_rank())  # different data on every rank
     for _ in range(steps):
         x, y = torch.randn(64, 16), torch.randn(64, 4)
         optimizer.zero_grad()
-        nn.functional.mse_loss(model(x), y).backward()  # all-reduces the gradients
+        nn.functional.mse_loss(model(x), y).backward()  # DDP averages the grads
         optimizer.step()
     save_replica(model, out_dir)
     dist.destroy_process_group()

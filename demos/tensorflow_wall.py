@@ -17,7 +17,7 @@ import os
 import random
 
 from deck.result import Result, Table
-from demos._timing import from_samples, once
+from demos._timing import cell, from_samples, once
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
 try:
@@ -106,9 +106,9 @@ def tf_random_depth(device: str, size: str = "full") -> Result:
     for name, way in ways.items():
         print(f"{ROWS[name]}: {way['traces']} trace(s), {way['answers']} different "
               f"answer(s) in {cfg['calls']} calls")
-    table = Table(["tf.function with…", "traces", "different answers", "a call that traced",
-                   "a call that did not"],
-                  [[ROWS[n], w["traces"], w["answers"], str(w["tracing"]), str(w["plain"])]
+    table = Table(["tf.function with…", "traces", "different answers", "calls that traced",
+                   "calls that did not"],
+                  [[ROWS[n], w["traces"], w["answers"], cell(w["tracing"]), cell(w["plain"])]
                    for n, w in ways.items()],
                   caption=f"{cfg['calls']} calls on one input, depth 1 to {cfg['max_depth']}, "
                           f"TensorFlow {tf.__version__} on the CPU")
