@@ -29,22 +29,24 @@ SIZES = {"small": dict(width=16, max_depth=3, calls=20),
          "full": dict(width=64, max_depth=6, calls=60)}
 
 
+def residual_stack(h, layers):
+    for w in layers:
+        h = h + tf.nn.relu(h @ w)
+    return h
+
+
 def python_depth(layers):
     @tf.function
     def forward(h):
         depth = random.randint(1, len(layers))  # Python: runs once, while tracing
-        for w in layers[:depth]:
-            h = h + tf.nn.relu(h @ w)
-        return h
+        return residual_stack(h, layers[:depth])
     return forward
 
 
 def depth_as_argument(layers):
     @tf.function
     def forward(h, depth):  # a Python int: one graph per value
-        for w in layers[:depth]:
-            h = h + tf.nn.relu(h @ w)
-        return h
+        return residual_stack(h, layers[:depth])
     return forward
 
 
