@@ -46,6 +46,7 @@ def test_cpp_source_fits_a_slide():
     assert max(map(len, lines)) <= 90
 
 
+@pytest.mark.slow
 def test_the_export_shown_takes_any_batch_size():
     """dynamic_shapes: the exported graph runs a batch it was not exported with."""
     torch.manual_seed(0)
