@@ -143,3 +143,11 @@ def test_speed_notes_are_sentences(speed):
     assert speed.values["device_note"].endswith(".")
     busy = speed.measured["busy_note"]
     assert busy == "" or "busy" in busy
+
+
+def test_once_times_a_single_call_and_says_it_is_one_run():
+    from demos._timing import once
+    value, timing = once(lambda: sum(range(1000)))
+    assert value == sum(range(1000))
+    assert timing.repeats == 1 and timing.single_run and timing.median_s > 0
+    assert timing.high_s == float("inf")
