@@ -1,5 +1,6 @@
 """The claims the "Building complex models" slides make, checked at size small."""
 import math
+import os
 import subprocess
 import sys
 
@@ -154,10 +155,14 @@ def test_gelu_by_hand_is_gelu():
     torch.testing.assert_close(models.gelu_by_hand(x), torch.nn.functional.gelu(x, approximate="tanh"))
 
 
-def test_the_module_runs_from_the_command_line():
+def test_the_module_runs_from_the_command_line_and_leaves_no_temporary_folder(tmp_path):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
     done = subprocess.run(
         [sys.executable, "-m", "demos.models", "--size", "small",
          "--device", "cpu", "compose_modules", "checkpoint_roundtrip"],
-        capture_output=True, text=True, timeout=120)
+        capture_output=True, text=True, timeout=120, env={**os.environ, "TMPDIR": str(scratch)})
     assert done.returncode == 0, done.stderr
     assert "n_parameters" in done.stdout and "identical = True" in done.stdout
+    # (torch's own Inductor cache folder, made when an optimizer is created, is not ours)
+    assert [p.name for p in scratch.iterdir() if not p.name.startswith("torchinductor_")] == []
