@@ -98,6 +98,7 @@ def test_profiler_table_lists_ops_with_positive_times():
         assert name and len(name) <= 30 and calls > 0
         assert float(self_time.removesuffix(" ms")) > 0
     assert result.measured["top_op"] == table.rows[0][0]
+    assert result.measured["cpu_bound"] is False and 0 < result.measured["matmul_share"] < 1
 
 
 def test_top_ops_keeps_operators_and_drops_kernels():
@@ -138,6 +139,7 @@ def test_train_mode_is_random_and_eval_mode_is_not():
     assert v["train_mode_max_diff"] > 0 and v["train_mode_flipped"] > 0
     assert v["eval_mode_max_diff"] == 0.0 and v["eval_mode_flipped"] == 0.0
     assert v["eval_mode_accuracy"] > 0.9
+    assert v["train_mode_accuracy"] < v["eval_mode_accuracy"] - 0.2  # the damage the slide shows is large
     assert v["running_stats_changed"] is True  # evaluating mutated the model
 
 
@@ -146,8 +148,24 @@ def test_compile_costs_time_once_and_matches_eager():
     result = run("compile_speedup")
     assert result.measured["compile_s"] > 0
     assert result.values["max_abs_diff"] < 1e-4
+    assert result.values["kernels"] == 1 and result.values["eager_ops"] == 8  # eight ops fused into one kernel
     assert result.values["modes"] == ["default"] and result.measured["compile_reduce_overhead_s"] is None
     assert set(result.timings) == {"eager", "default"}
+
+
+def test_gelu_by_hand_has_the_eight_ops_its_docstring_counts():
+    assert models.count_ops(models.gelu_by_hand) == 8
+    assert "eight elementwise ops" in models.gelu_by_hand.__doc__
+
+
+def test_time_split_sums_self_times_and_the_matrix_products_share():
+    class Event:
+        def __init__(self, key, cpu, gpu):
+            self.key, self.self_cpu_time_total, self.self_device_time_total = key, cpu, gpu
+    events = [Event("aten::mm", 3e6, 1e6), Event("aten::add", 2e6, 1e6), Event("kernel", 0, 5e6)]
+    split = models.time_split(events)
+    assert split == {"self_cpu_s": 5.0, "self_gpu_s": 2.0, "matmul_share": 0.5}
+    assert models.time_split([Event("aten::mm", 3e6, 0), Event("aten::add", 1e6, 0)])["matmul_share"] == 0.75
 
 
 def test_gelu_by_hand_is_gelu():
