@@ -151,3 +151,16 @@ def test_once_times_a_single_call_and_says_it_is_one_run():
     assert value == sum(range(1000))
     assert timing.repeats == 1 and timing.single_run and timing.median_s > 0
     assert timing.high_s == float("inf")
+
+
+def test_flat_until_finds_where_a_line_leaves_its_floor():
+    widths = [32, 64, 128, 256]
+    assert basics.flat_until(widths, [1.0, 1.1, 1.9, 5.0]) == 128
+    assert basics.flat_until(widths, [1.0, 1.0, 1.0, 1.0]) == 256
+    assert basics.flat_until(widths, [1.0, 3.0, 1.0, 1.0]) == 32
+
+
+def test_speed_states_the_matmul_precision(speed):
+    assert speed.values["precision"] == (
+        f"float32 (precision {torch.get_float32_matmul_precision()!r}, TF32 off)")
+    assert speed.values["cpu_largest_width"] == speed.values["largest_width"]  # on the CPU, every line is full
