@@ -70,13 +70,11 @@ def sigmoid(z):
 # --- the same network twice: the slide shows these two side by side ---
 
 def numpy_forward_backward(params, X, y):
-    """Loss and gradients in NumPy: backprop by hand."""
     W1, b1, W2, b2 = params
     h = np.tanh(X @ W1 + b1)
     logits = h @ W2 + b2
     loss = np.mean(np.logaddexp(0, logits) - y * logits)
-    # backward: the chain rule, layer by layer
-    d_logits = (sigmoid(logits) - y) / len(y)
+    d_logits = (sigmoid(logits) - y) / len(y)  # backward: by hand
     d_W2 = h.T @ d_logits
     d_b2 = d_logits.sum(keepdims=True)
     d_z = np.outer(d_logits, W2) * (1 - h**2)

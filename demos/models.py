@@ -517,6 +517,8 @@ def forgotten_eval(device: str, size: str = "full") -> Result:
     results = {"eval": evaluate(model.eval(), x_test, y_test, cfg["batch"])}
     running_mean = model[1].running_mean.clone()
     results["train"] = evaluate(model.train(), x_test, y_test, cfg["batch"])  # forgot .eval()
+    shuffled = torch.randperm(len(y_test), generator=torch.Generator().manual_seed(0)).to(device)
+    mixed_batches = test_accuracy(model, x_test[shuffled], y_test[shuffled], cfg["batch"])
     for mode, r in results.items():
         print(f"{mode:5s} mode: two calls differ by {r['max_diff']:.3g}, "
               f"{r['flipped']:.1%} of labels flip, "
@@ -526,6 +528,7 @@ def forgotten_eval(device: str, size: str = "full") -> Result:
     values["running_stats_changed"] = not torch.equal(
         running_mean, model[1].running_mean)  # evaluating changed the model
     values["test_batch"] = cfg["batch"]
+    values["train_mode_shuffled_accuracy"] = mixed_batches  # the same mistake, batches of mixed classes
     return Result(values=values)
 
 

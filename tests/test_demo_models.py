@@ -140,6 +140,7 @@ def test_train_mode_is_random_and_eval_mode_is_not():
     assert v["eval_mode_max_diff"] == 0.0 and v["eval_mode_flipped"] == 0.0
     assert v["eval_mode_accuracy"] > 0.9
     assert v["train_mode_accuracy"] < v["eval_mode_accuracy"] - 0.2  # the damage the slide shows is large
+    assert v["train_mode_shuffled_accuracy"] > v["train_mode_accuracy"] + 0.2  # batches of one class cause it
     assert v["running_stats_changed"] is True  # evaluating mutated the model
 
 
