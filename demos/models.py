@@ -299,7 +299,7 @@ def checkpoint_roundtrip(device: str, size: str = "full") -> Result:
 # --- torch.compile: a one-off cost for faster calls ---
 
 def gelu_by_hand(x):
-    """GELU written out: eight elementwise ops, each a pass over memory."""
+    """GELU written out: eight elementwise ops."""
     inner = math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)
     return 0.5 * x * (1 + torch.tanh(inner))
 
@@ -476,9 +476,11 @@ def forgotten_zero_grad(device: str, size: str = "full") -> Result:
 def mlp_with_dropout_and_batchnorm(width: int) -> nn.Sequential:
     """A plain chain, so nn.Sequential is enough; two kinds of hidden mode."""
     return nn.Sequential(
-        nn.Linear(2, width), nn.BatchNorm1d(width), nn.ReLU(), nn.Dropout(0.3),
+        nn.Linear(2, width), nn.BatchNorm1d(width), nn.ReLU(),
+        nn.Dropout(0.3),
         nn.Linear(width, width), nn.BatchNorm1d(width), nn.ReLU(),
-        nn.Dropout(0.3), nn.Linear(width, 3))
+        nn.Dropout(0.3),
+        nn.Linear(width, 3))
 
 
 def call_twice(model, x):

@@ -14,7 +14,7 @@ from deck.result import Result
 
 
 def shapes_and_broadcasting():
-    """Shape, dtype, and broadcasting: a size of 1 stretches to match."""
+    """Broadcasting: a size of 1 stretches to match."""
     x = torch.arange(6, dtype=torch.float32).reshape(2, 3)
     column = torch.tensor([[10.0], [20.0]])  # shape (2, 1)
     y = x + column                           # (2, 3) + (2, 1) -> (2, 3)
@@ -22,7 +22,7 @@ def shapes_and_broadcasting():
 
 
 def views_share_memory():
-    """view() gives another shape of the same memory; reshape() copies when it must."""
+    """A view: the same memory in another shape."""
     x = torch.arange(6).reshape(2, 3)
     v = x.view(3, 2)   # no copy
     v[0, 0] = 100      # writes into x too
@@ -32,7 +32,7 @@ def views_share_memory():
 
 
 def numpy_shares_memory():
-    """torch.from_numpy: the tensor is the array's memory, not a copy."""
+    """from_numpy: the array's memory, not a copy."""
     a = np.zeros(3)
     t = torch.from_numpy(a)
     a[0] = 7           # edit the array ...
@@ -40,7 +40,7 @@ def numpy_shares_memory():
 
 
 def default_device() -> str:
-    """The machine's accelerator (CUDA, MPS, ...) if it has one, else the CPU."""
+    """The accelerator (CUDA, MPS, ...) if there is one."""
     if torch.accelerator.is_available():
         return torch.accelerator.current_accelerator().type
     return "cpu"

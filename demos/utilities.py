@@ -36,7 +36,7 @@ def predict(model, x):
 
 
 def predict_bf16(model, x):
-    """The same call with matrix products in bfloat16: autocast picks the dtype per op."""
+    """The same call; autocast runs the matrix products in bfloat16."""
     with torch.inference_mode(), torch.autocast(x.device.type, dtype=torch.bfloat16):
         return model(x)
 
