@@ -169,6 +169,11 @@ def test_time_split_sums_self_times_and_the_matrix_products_share():
     assert models.time_split([Event("aten::mm", 3e6, 0), Event("aten::add", 1e6, 0)])["matmul_share"] == 0.75
 
 
+def test_the_compile_input_is_gpu_sized_only_on_a_gpu_at_full_size():
+    assert models._gelu_input("cpu", "full").shape == (4 * models.SIZES["full"]["n_examples"], 256)
+    assert models._gelu_input("cpu", "small").shape == (4 * models.SIZES["small"]["n_examples"], 256)
+
+
 def test_gelu_by_hand_is_gelu():
     x = torch.linspace(-4, 4, 101)
     torch.testing.assert_close(models.gelu_by_hand(x), torch.nn.functional.gelu(x, approximate="tanh"))
