@@ -124,6 +124,8 @@ def is_owner(node: nodes.Node) -> bool:
 
 
 def describe(value) -> str:
+    if is_timing(value) and value.single_run:
+        return f"{format_seconds(value.median_s)} (a single run)"
     if hasattr(value, "median_s") and hasattr(value, "iqr_s"):
         return f"{format_seconds(value.median_s)} ± {format_seconds(value.iqr_s / 2)}"
     if isinstance(value, bool):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import types
 import typing
@@ -43,21 +44,32 @@ class ResultFormatError(ValueError):
 
 @dataclass
 class Timing:
-    """A measured duration: median and spread (interquartile range) of repeated runs."""
+    """A measured duration: median and spread (interquartile range) of repeated runs.
+
+    A single run (``repeats == 1``, a cold or once-only cost) has no spread to report:
+    it says nothing about how much the next run would differ, so its range is unknown
+    (``low_s`` 0, ``high_s`` infinite) and no comparison can call it faster or slower.
+    """
     median_s: float
     iqr_s: float
     repeats: int
     device: str
 
     @property
+    def single_run(self) -> bool:
+        return self.repeats == 1
+
+    @property
     def low_s(self) -> float:
-        return self.median_s - self.iqr_s / 2
+        return 0.0 if self.single_run else self.median_s - self.iqr_s / 2
 
     @property
     def high_s(self) -> float:
-        return self.median_s + self.iqr_s / 2
+        return math.inf if self.single_run else self.median_s + self.iqr_s / 2
 
     def __str__(self) -> str:
+        if self.single_run:
+            return f"{format_seconds(self.median_s)} (a single run, {self.device})"
         return (f"{format_seconds(self.median_s)} ± {format_seconds(self.iqr_s / 2)} "
                 f"(median of {self.repeats}, {self.device})")
 

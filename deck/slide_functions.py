@@ -125,6 +125,9 @@ class Values:
                              f"its values: {', '.join(values) or '(none)'}")
         return values[name]
 
+    def __contains__(self, name: str) -> bool:  # {% if "NAME" in result("m.f") %}: results from older demo code
+        return name in self._result.values or name in self._result.measured
+
 
 class Named:
     def __init__(self, missing: str, entries: dict):
@@ -137,6 +140,9 @@ class Named:
             raise BuildError(f"{self._missing} {name!r}{closest(name, self._entries)}; "
                              f"it has: {', '.join(self._entries) or '(none)'}")
         return self._entries[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries
 
 
 class FailedValues:
