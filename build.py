@@ -187,7 +187,8 @@ def run_settings(options: argparse.Namespace) -> RunSettings:
                        timeout_s=options.timeout or deck_config.get("demo_timeout_s", 600),
                        timeouts={} if options.timeout else deck_config.get("timeouts", {}),
                        env=tuple(deck_config.get("env", ())), keep_going=options.keep_going,
-                       rerun=tuple(options.rerun), fresh=options.fresh, results_archive=options.results)
+                       rerun=tuple(options.rerun), fresh=options.fresh, results_archive=options.results,
+                       protected=(options.root / "slides", options.templates, options.out))
 
 
 COMMANDS = {"build": "build the deck (the default)", "notes": "build, print the speaker notes and claims",

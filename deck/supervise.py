@@ -65,7 +65,8 @@ def become_subreaper() -> bool:
 
 
 def wait_for(pid: int, timeout: float, watched=sys.stdin) -> int | None:
-    """The child's exit status (negative: the signal), or None if it timed out (it is then killed).
+    """The child's exit status (negative: the signal), or None if it timed out: then it is still running,
+    for kill_tree to kill it with its descendants at once (killed first, its children would leave its tree).
     ``watched`` becoming readable (the builder closed our stdin) raises BuilderGone."""
     deadline = time.monotonic() + timeout
     pidfd = os.pidfd_open(pid) if linux_extras() and hasattr(os, "pidfd_open") else None
@@ -73,8 +74,6 @@ def wait_for(pid: int, timeout: float, watched=sys.stdin) -> int | None:
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
                 return None
             waits = [watched] if pidfd is None else [watched, pidfd]
             ready, _, _ = select.select(waits, [], [], remaining if pidfd is not None else min(remaining, POLL_S))
@@ -93,12 +92,12 @@ def kill_tree(groups: tuple[int, ...] = ()) -> None:
     A descendant can fork while its parent is being killed, so repeat until none is found."""
     me, deadline = psutil.Process(), time.monotonic() + KILL_ROUNDS_S
     while time.monotonic() < deadline:
+        below = me.children(recursive=True)   # first: a killed parent's children would leave the tree
         for group in groups:
             try:
                 os.killpg(group, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-        below = me.children(recursive=True)
         for process in below:
             try:
                 process.kill()
