@@ -2,11 +2,13 @@
 result checks, and how the runner acts on each kind of reply."""
 import json
 import os
-from pathlib import Path
+import threading
+import time
 
 import numpy
 import pytest
 
+from conftest import REPO
 from deck import runner
 from deck.errors import BuildError
 from deck.normalise import UnsupportedResult, checked
@@ -286,3 +288,126 @@ def test_where_the_demo_server_cannot_fork_the_build_says_so_once(settings, monk
     assert str(caught.value).count("cannot run here") == 1 and "2 demo(s) need to run" in str(caught.value)
     assert "--results FILE.tar" in str(caught.value)
     remember({}, settings)   # nothing to run, nothing refused
+
+
+# --- a file edited while its demo runs (a real demo server: slow) --------------------------------
+
+WAITS = '''
+import os, time
+from pathlib import Path
+from deck.result import Result
+
+
+def waits(device, size="full"):
+    """Read a data file, then wait for the test's signal file before returning what was read."""
+    value = Path("demos/data.txt").read_text()
+    started = Path(os.environ["DECK_TEST_STARTED"])
+    started.write_text(started.read_text() + "x" if started.exists() else "x")
+    while not Path(os.environ["DECK_TEST_GO"]).exists():
+        time.sleep(0.01)
+    return Result(values={"v": value})
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("edited", ["demos/data.txt", "demos/waits.py"])
+def test_a_file_edited_while_its_demo_runs_is_never_cached_with_the_old_value(tmp_path, monkeypatch, capsys, edited):
+    talk = tmp_path / "talk"
+    (talk / "demos").mkdir(parents=True)
+    (talk / "demos" / "__init__.py").write_text("")
+    (talk / "demos" / "waits.py").write_text(WAITS)
+    (talk / "demos" / "data.txt").write_text("before")
+    started, go = tmp_path / "started", tmp_path / "go"
+    monkeypatch.setenv("DECK_TEST_STARTED", str(started))
+    monkeypatch.setenv("DECK_TEST_GO", str(go))
+    settings = RunSettings(root=talk, builder=REPO, cache_dir=talk / ".cache", device="cpu", timeout_s=60)
+    call = DemoCall("waits.waits")
+    where = [Reference(call=call, target="waits.waits", file="slides/10-a.md", line=1, slide=1)]
+
+    def edit_while_it_runs():
+        while not started.exists():
+            time.sleep(0.01)
+        path = talk / edited
+        path.write_text(path.read_text().replace("before", "after") + "\n# edited\n")
+        go.write_text("")
+    editor = threading.Thread(target=edit_while_it_runs)
+    editor.start()
+    result = run_demos([call], where, settings)[call]
+    editor.join()
+    assert started.read_text() == "xx"                                    # it ran twice
+    assert "changed while it ran; running it again" in capsys.readouterr().err
+    expected = "after\n# edited\n" if edited == "demos/data.txt" else "before"
+    assert result.values == {"v": expected}
+    for path, digest in result.reads.items():                             # hashes of the content it ran on
+        assert digest == file_hash(str(talk / path)), path
+    monkeypatch.setattr(runner, "DemoServer", None)
+    assert run_demos([call], where, settings)[call] == result             # and the next build keeps it
+
+
+MISBEHAVES = '''
+import os, shutil
+from pathlib import Path
+from deck.result import Figure, Result
+
+
+def writes_a_slide(device, size="full"):
+    Path("slides/10-a.md").write_text("hijacked")
+
+
+def replaces_the_deck(device, size="full"):
+    Path("demos/index.html").write_text("fake")
+    os.replace("demos/index.html", os.environ["DECK_TEST_OUT"] + "/index.html")
+    return Result(values={"done": True})
+
+
+def removes_the_templates(device, size="full"):
+    try:
+        shutil.rmtree("templates")
+    except PermissionError:
+        pass   # swallowing the refusal does not hide it
+    return Result(values={"done": True})
+
+
+def returns_nan(device, size="full"):
+    return Result(values={"loss": float("nan")})
+
+
+def returns_a_surrogate(device, size="full"):
+    return Result(values={"text": "\\ud800"})
+
+
+def returns_a_broken_figure(device, size="full"):
+    import matplotlib.pyplot as plt
+    figure = plt.figure()
+    figure.savefig = None
+    return Result(figures=[Figure(figure, alt="x")])
+'''
+
+
+@pytest.mark.slow
+def test_misbehaving_demos_are_reported_by_name_and_nothing_is_cached_or_touched(tmp_path, monkeypatch):
+    talk = tmp_path / "talk"
+    for folder in ("demos", "slides", "templates", "dist"):
+        (talk / folder).mkdir(parents=True)
+    (talk / "demos" / "__init__.py").write_text("")
+    (talk / "demos" / "bad.py").write_text(MISBEHAVES)
+    (talk / "slides" / "10-a.md").write_text("mine")
+    (talk / "templates" / "deck.css").write_text("mine")
+    monkeypatch.setenv("DECK_TEST_OUT", str(talk / "dist"))
+    settings = RunSettings(root=talk, builder=REPO, cache_dir=talk / ".cache", device="cpu", timeout_s=60)
+    expected = {"writes_a_slide": f"tried to change {talk}/slides/10-a.md, which belongs to the build",
+                "replaces_the_deck": f"tried to change {talk}/dist/index.html",
+                "removes_the_templates": f"tried to change {talk}/templates",
+                "returns_nan": "values.loss: nan is not a finite number",
+                "returns_a_surrogate": "values.text: not text (a lone surrogate",
+                "returns_a_broken_figure": "demo bad.returns_a_broken_figure: figures[0] could not be saved as SVG"}
+    calls = [DemoCall(f"bad.{name}") for name in expected]
+    where = [Reference(call=call, target=call.demo, file="slides/10-a.md", line=1, slide=1) for call in calls]
+    with runner.DemoServer(settings, "cpu") as server:
+        results = run_now(calls, where, settings, server=server)
+        again = run_now(calls[:1], where, settings, server=server)     # the same server, kept open
+    for call, words in zip(calls, expected.values()):
+        assert words in results[call].error and "Traceback" not in results[call].error, results[call].error
+    assert again[calls[0]].failed
+    assert (talk / "slides" / "10-a.md").read_text() == "mine" and (talk / "templates" / "deck.css").exists()
+    assert list((talk / "dist").iterdir()) == [] and not (talk / ".cache" / "results").exists()
