@@ -74,16 +74,10 @@ from deck.result import Result
 
 
 def spreads(device, size="full"):
-    """A child in a new session and a double-forked grandchild, their pids written, then hang."""
-    pids = [subprocess.Popen(["sleep", "600"], start_new_session=True).pid]
-    reader, writer = os.pipe()
-    if os.fork() == 0:
-        if os.fork() == 0:
-            os.write(writer, f"{os.getpid()}\\n".encode())
-            time.sleep(600)
-        os._exit(0)
-    pids.append(int(os.read(reader, 64)))
-    pids.append(os.getpid())
+    """A child in a new session and an orphaned grandchild (a shell's background job), then hang."""
+    in_new_session = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    shell = subprocess.run(["sh", "-c", "sleep 600 >/dev/null 2>&1 & echo $!"], capture_output=True, text=True)
+    pids = [in_new_session.pid, int(shell.stdout), os.getpid()]
     Path(os.environ["DECK_TEST_PIDS"]).write_text(" ".join(map(str, pids)))
     time.sleep(600)
 '''
