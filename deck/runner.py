@@ -237,6 +237,8 @@ def run_each(calls: list[DemoCall], references: list[Reference], settings: RunSe
         for index, call in enumerate(calls, start=1):
             print(f"[{index}/{len(calls)}] {call.demo} ...", end="", file=sys.stderr, flush=True)
             reply = run_once_more_if_changed(server, call, settings)
+            if reply.problem is Problem.DEVICE_UNAVAILABLE:   # no demo can run: said once, not per demo
+                raise BuildError(reply.message)
             if reply.ok:
                 print(f" {reply.result.provenance.seconds:.1f} s", file=sys.stderr)
                 yield call, reply.result

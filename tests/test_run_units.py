@@ -245,6 +245,17 @@ def test_run_now_reports_each_kind_of_failure_by_its_kind_and_stores_nothing(set
     assert not (settings.cache_dir / "results").exists()
 
 
+def test_every_kind_of_problem_has_its_wording():
+    assert set(runner.PROBLEMS) == set(Problem)
+
+
+def test_a_device_this_machine_lacks_stops_the_build_once_even_with_keep_going(settings):
+    server = ScriptedServer(failed(Problem.DEVICE_UNAVAILABLE, "--device cuda: this torch build sees no CUDA device"))
+    with pytest.raises(BuildError, match="^--device cuda: this torch build sees no CUDA device$"):
+        run_now([CALL, DemoCall("a.g")], references(), settings, server=server)
+    assert server.asked == ["a.f"]
+
+
 def test_a_result_whose_files_changed_while_it_ran_is_dropped_and_run_again(settings):
     server = ScriptedServer(failed(Problem.CHANGED_WHILE_RUNNING, "demos/data.txt"), Reply(result=a_result(2)))
     assert run_now([CALL], references(), settings, server=server) == {CALL: a_result(2)}
