@@ -164,10 +164,13 @@ NOT_A_FILE = "not a regular file"   # the hash of a FIFO, a device, ...: never e
 
 def file_hash(path: str) -> str:
     """sha256 of a file's content; '' for a file that does not exist (creating it changes the hash).
-    Only a regular file is read: a FIFO or a device (/dev/zero) is opened without blocking and never read."""
+    Only a regular file is opened: a FIFO or a device (/dev/zero) never is (and should one replace the file
+    between the look and the open, the open does not block and it is not read)."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return NOT_A_FILE
         handle = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+    except (FileNotFoundError, NotADirectoryError):
         return ""
     except OSError:
         return NOT_A_FILE
