@@ -18,7 +18,7 @@ import traceback
 
 from deck import supervise
 from deck.normalise import UnsupportedResult, checked
-from deck.protocol import Problem, Reply, Request, ServerConfig, encode, failed
+from deck.protocol import Problem, ProtocolError, Reply, Request, ServerConfig, decode, encode, failed
 from deck.readlog import ReadLog
 from deck.result import Provenance, seed_random_state
 
@@ -52,10 +52,12 @@ def run_child(request: Request, config: ServerConfig, reply_path: str, output_pa
 
 
 def write_reply(reply: Reply, path: str) -> None:
+    """The reply, read back before it is written: what the server cannot read is reported, not sent."""
     temporary = path + ".tmp"
     try:
         text = encode(reply)
-    except ValueError as error:   # checked() lets nothing unstorable through; if it did, say so
+        decode(text)
+    except (ValueError, ProtocolError) as error:   # a name in reads no result may hold, say
         text = encode(failed(Problem.UNSUPPORTED_RESULT, f"its result cannot be stored: {error}"))
     with open(temporary, "w", encoding="utf-8") as stream:
         stream.write(text)

@@ -387,6 +387,10 @@ def returns_a_surrogate(device, size="full"):
     return Result(values={"text": "\\ud800"})
 
 
+def reads_an_odd_name(device, size="full"):
+    return Result(values={"v": Path("demos/a" + chr(92) + "b.txt").read_text()})   # a backslash in its name
+
+
 def returns_a_broken_figure(device, size="full"):
     import matplotlib.pyplot as plt
     figure = plt.figure()
@@ -403,6 +407,7 @@ def test_misbehaving_demos_are_reported_by_name_and_nothing_is_cached_or_touched
     (talk / "demos" / "__init__.py").write_text("")
     (talk / "demos" / "bad.py").write_text(MISBEHAVES)
     (talk / "slides" / "10-a.md").write_text("mine")
+    (talk / "demos" / "a\\b.txt").write_text("odd")
     (talk / "templates" / "deck.css").write_text("mine")
     monkeypatch.setenv("DECK_TEST_OUT", str(talk / "dist"))
     settings = RunSettings(root=talk, builder=REPO, cache_dir=talk / ".cache", device="cpu", timeout_s=60)
@@ -411,6 +416,7 @@ def test_misbehaving_demos_are_reported_by_name_and_nothing_is_cached_or_touched
                 "removes_the_templates": f"tried to change {talk}/templates",
                 "returns_nan": "values.loss: nan is not a finite number",
                 "returns_a_surrogate": "values.text: not text (a lone surrogate",
+                "reads_an_odd_name": "cannot be stored: reply.result.reads: not a path inside the talk: 'demos/a\\\\b.txt'",
                 "returns_a_broken_figure": "demo bad.returns_a_broken_figure: figures[0] could not be saved as SVG"}
     calls = [DemoCall(f"bad.{name}") for name in expected]
     where = [Reference(call=call, target=call.demo, file="slides/10-a.md", line=1, slide=1) for call in calls]
