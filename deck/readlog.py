@@ -58,8 +58,8 @@ class ReadLog:
             return
         if event == "open":
             path, mode, flags = args
-            if not isinstance(path, (str, bytes)):
-                return
+            if not isinstance(path, (str, bytes, os.PathLike)):
+                return   # a file descriptor
             if opened_for_writing(mode, flags):
                 self.wrote(path)
             elif not reading_source_for_a_traceback():
