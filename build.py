@@ -195,7 +195,8 @@ def run_settings(options: argparse.Namespace) -> RunSettings:
                        timeout_s=options.timeout or config.demo_timeout_s,
                        timeouts={} if options.timeout else dict(config.timeouts),
                        env=config.env, keep_going=options.keep_going,
-                       rerun=tuple(options.rerun), fresh=options.fresh, results_archive=options.results)
+                       rerun=tuple(options.rerun), fresh=options.fresh, results_archive=options.results,
+                       protected=(options.root / "slides", options.templates, options.out))
 
 
 COMMANDS = {"build": "build the deck (the default)", "notes": "build, print the speaker notes and claims",
