@@ -1,4 +1,5 @@
-"""Where the numbers were measured: a footer on every slide and a backup slide listing each demo."""
+"""Where the numbers were measured: a backup slide listing each demo (slides that show a measured
+result carry a badge of their own, see deck/slide_functions.py)."""
 from __future__ import annotations
 
 import jinja2
@@ -33,8 +34,8 @@ def footer_text(rows: list[dict]) -> str:
 
 
 def provenance_slide(pages: jinja2.Environment, rows: list[dict], number: int) -> RenderedSlide:
-    body = pages.get_template("provenance.html.j2").render(rows=rows)
     measured = footer_text(rows)
+    body = pages.get_template("provenance.html.j2").render(rows=rows, summary=measured)
     notes = "Backup: where and when each demo ran." + (f" {measured}." if measured else "")
     return RenderedSlide(number=number, title="Where these numbers come from", timing=PROVENANCE_SLIDE_SECONDS,
                          location="(generated)", html=body, notes_html=f"<p>{notes}</p>", notes_text=notes,

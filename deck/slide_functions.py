@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import textwrap
 
 from markupsafe import Markup
 from pygments import highlight
@@ -23,6 +24,7 @@ from deck.result import DemoCall, Figure, Result
 RUNS_DEMO = ("demo", "output", "figure", "table", "timings", "result")
 SHOWS_CODE = ("code",)
 PYGMENTS_STYLE = "default"
+LONGEST_LISTING = 12     # lines of code on a slide; code(name, lines="A:B") cuts a longer one
 
 
 class Block(Markup):
@@ -49,11 +51,11 @@ class SlideFunctions:
         parts += [self.figure_html(f) for f in result.figures]
         if result.timings:
             parts.append(self.macros.timings(result.timings))
-        parts.append(self.macros.provenance(result.provenance))
+        parts.append(self.macros.measured_on(result.provenance))
         return self.block(Markup('<div class="demo">') + Markup("\n").join(parts) + Markup("</div>"))
 
-    def code(self, name: str) -> Block:
-        return self.block(self.code_html(name))
+    def code(self, name: str, lines: str | None = None) -> Block:
+        return self.block(self.code_html(name) if lines is None else self.cut_code_html(name, lines))
 
     def output(self, name: str, args: dict | None = None) -> Block:
         result = self.lookup(name, args)
@@ -63,17 +65,20 @@ class SlideFunctions:
         result = self.lookup(name, args)
         if result.failed:
             return self.block(self.macros.error_card(result.error))
-        return self.block(self.figure_html(self.nth(result.figures, index, name, "figure")))
+        return self.block(self.figure_html(self.nth(result.figures, index, name, "figure")) + self.badge(result))
 
     def table(self, name: str, index: int = 0, args: dict | None = None) -> Block:
         result = self.lookup(name, args)
         if result.failed:
             return self.block(self.macros.error_card(result.error))
-        return self.block(self.macros.table(self.nth(result.tables, index, name, "table")))
+        where = result.provenance if result.timings or result.measured else None
+        return self.block(self.macros.table(self.nth(result.tables, index, name, "table"), where))
 
     def timings(self, name: str, args: dict | None = None) -> Block:
         result = self.lookup(name, args)
-        return self.block(self.macros.error_card(result.error) if result.failed else self.macros.timings(result.timings))
+        if result.failed:
+            return self.block(self.macros.error_card(result.error))
+        return self.block(self.macros.timings(result.timings) + self.macros.measured_on(result.provenance))
 
     def result(self, name: str, args: dict | None = None):
         result = self.lookup(name, args)
@@ -89,13 +94,30 @@ class SlideFunctions:
             raise BuildError(f"demo {name} has {len(items)} {what}(s); {what} index {index} does not exist")
         return items[index]
 
-    def code_html(self, name: str) -> Markup:
-        source, caption, filename = self.catalog.shown_code(name)
+    def badge(self, result: Result) -> Markup:
+        """Where it was measured, under a figure of a result that holds measurements (a table's is in
+        its caption)."""
+        return self.macros.measured_on(result.provenance) if result.timings or result.measured else Markup("")
+
+    def highlighted(self, source: str, filename: str) -> Markup:
         try:
             lexer = get_lexer_for_filename(filename)
         except ClassNotFound:
             lexer = get_lexer_for_filename("x.txt")
-        return self.macros.code(Markup(highlight(source, lexer, self.formatter)), caption)
+        return Markup(highlight(source, lexer, self.formatter))
+
+    def code_html(self, name: str) -> Markup:
+        source, caption, filename = self.catalog.shown_code(name)
+        return self.macros.code(self.highlighted(source, filename), caption)
+
+    def cut_code_html(self, name: str, lines: str) -> Markup:
+        """Lines A to B of a listing (1 = its first line), and the whole listing one click away."""
+        source, caption, filename = self.catalog.shown_code(name)
+        every = source.splitlines(keepends=True)
+        first, last = listing_range(lines, len(every), name)
+        shown = textwrap.dedent("".join(every[first - 1:last]))
+        return self.macros.cut_code(self.highlighted(shown, filename), self.highlighted(source, filename),
+                                    caption, f"lines {first}–{last} of {len(every)}", len(every))
 
     def figure_html(self, figure: Figure) -> Markup:
         """An SVG inside <img>: it is drawn, and can never run script whatever it holds."""
@@ -103,6 +125,21 @@ class SlideFunctions:
         rendered = self.macros.figure(source, figure.alt)
         self.figures_on_slide.append(str(rendered))
         return rendered
+
+
+def listing_range(lines: str, total: int, name: str) -> tuple[int, int]:
+    """code(name, lines="A:B"): lines A to B, both included, of a listing of ``total`` lines."""
+    first, _, last = str(lines).partition(":")
+    try:
+        first, last = int(first), int(last)
+    except ValueError:
+        raise BuildError(f'code("{name}", lines={lines!r}): lines must be "FIRST:LAST", e.g. "3:14"') from None
+    if not 1 <= first <= last <= total:
+        raise BuildError(f'code("{name}", lines="{lines}"): the listing has lines 1 to {total}')
+    if last - first + 1 > LONGEST_LISTING:
+        raise BuildError(f'code("{name}", lines="{lines}") shows {last - first + 1} lines; a slide shows at most '
+                         f"{LONGEST_LISTING}")
+    return first, last
 
 
 class Values:
