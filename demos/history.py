@@ -31,7 +31,7 @@ SHARE_CSV = Path(__file__).with_name("history_share.csv")
 
 MARKERS = {"release": "o", "milestone": "D", "deprecation": "X"}
 MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
-FIG_SIZE = (WIDTH, 5.4)           # inches: the slide's width, and the height left under a heading
+FIG_SIZE = (WIDTH, 5.9)           # inches: the slide's width, and the height left under a heading
 AXES = (0.17, 0.09, 0.81, 0.80)   # left, bottom, width, height of the figure
 
 
@@ -226,7 +226,7 @@ def pytorch_share(counts: dict[int, tuple[int, int]]) -> list[float]:
 
 def draw_share(rows: list[dict]) -> MplFigure:
     """PyTorch's share per field of research, and over all conferences."""
-    fig = slide_figure(*FIG_SIZE)
+    fig = slide_figure(WIDTH, 4.8)
     ax = fig.subplots()
     for i, field in enumerate(sorted({row["field"] for row in rows})):
         counts = papers_per_year([r for r in rows if r["field"] == field])
