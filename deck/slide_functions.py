@@ -78,7 +78,7 @@ class SlideFunctions:
         result = self.lookup(name, args)
         if result.failed:
             return self.block(self.macros.error_card(result.error))
-        return self.block(self.macros.timings(result.timings) + self.macros.measured_on(result.provenance))
+        return self.block(self.macros.beside_badge(self.macros.timings(result.timings), result.provenance))
 
     def result(self, name: str, args: dict | None = None):
         result = self.lookup(name, args)
