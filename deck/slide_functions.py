@@ -1,7 +1,7 @@
 """What a slide may call: the one list, and what each call puts on the slide.
 
-``demo()``, ``output()``, ``figure()``, ``table()``, ``timings()`` and ``result()``
-take a demo name (and optional ``args``); ``code()`` takes a function, class or
+``demo()``, ``output()``, ``figure()``, ``table()``, ``timings()``, ``result()`` and
+``measured_on()`` take a demo name (and optional ``args``); ``code()`` takes a function, class or
 file of ``demos/``.  The scan (deck/references.py) finds these calls before
 anything runs; the renderer (deck/render.py) binds them to a build's results.
 """
@@ -21,7 +21,7 @@ from deck.catalog import Catalog
 from deck.errors import BuildError, closest
 from deck.result import DemoCall, Figure, Result
 
-RUNS_DEMO = ("demo", "output", "figure", "table", "timings", "result")
+RUNS_DEMO = ("demo", "output", "figure", "table", "timings", "result", "measured_on")
 SHOWS_CODE = ("code",)
 PYGMENTS_STYLE = "default"
 LONGEST_LISTING = 12     # lines of code on a slide; code(name, lines="A:B") cuts a longer one
@@ -79,6 +79,11 @@ class SlideFunctions:
         if result.failed:
             return self.block(self.macros.error_card(result.error))
         return self.block(self.macros.beside_badge(self.macros.timings(result.timings), result.provenance))
+
+    def measured_on(self, name: str, args: dict | None = None) -> Block:
+        """The badge alone, for a slide that puts measured numbers in a sentence."""
+        result = self.lookup(name, args)
+        return self.block(self.macros.error_card(result.error) if result.failed else self.macros.measured_on(result.provenance))
 
     def result(self, name: str, args: dict | None = None):
         result = self.lookup(name, args)

@@ -195,6 +195,8 @@ def test_measured_results_carry_where_they_were_measured_and_others_do_not(proje
     assert badge in render(project, '## T\n\n{{ table("arith.tensor_sum") }}\n', measured).html
     assert badge in render(project, '## F\n\n{{ figure("arith.tensor_sum") }}\n', measured).html
     assert badge in render(project, '## T\n\n{{ timings("arith.tensor_sum") }}\n').html
+    assert badge in render(project, '## S\n\nstep {{ result("arith.tensor_sum").timings.step }}\n\n'
+                                    '{{ measured_on("arith.tensor_sum") }}\n').html
     plain = {DemoCall("arith.tensor_sum"): result(timings={})}
     assert "measured on" not in render(project, '## F\n\n{{ figure("arith.tensor_sum") }}\n', plain).html
     assert "measured on" not in render(project, '## T\n\n{{ table("arith.tensor_sum") }}\n', plain).html
