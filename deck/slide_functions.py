@@ -116,13 +116,17 @@ class SlideFunctions:
         return self.macros.code(self.highlighted(source, filename), caption)
 
     def cut_code_html(self, name: str, lines: str) -> Markup:
-        """Lines A to B of a listing (1 = its first line), and the whole listing one click away."""
+        """Some lines of a listing ("3:14", or "1,4:12" to skip a docstring), and the whole listing one
+        click away.  A gap between the parts shows as a line "..."."""
         source, caption, filename = self.catalog.shown_code(name)
         every = source.splitlines(keepends=True)
-        first, last = listing_range(lines, len(every), name)
-        shown = textwrap.dedent("".join(every[first - 1:last]))
-        return self.macros.cut_code(self.highlighted(shown, filename), self.highlighted(source, filename),
-                                    caption, f"lines {first}–{last} of {len(every)}", len(every))
+        parts = listing_ranges(lines, len(every), name)
+        shown = "".join(("" if at == 0 else indent_of(every[first - 1]) + "...\n") + "".join(every[first - 1:last])
+                        for at, (first, last) in enumerate(parts))
+        label = ", ".join(f"{a}–{b}" if a != b else f"{a}" for a, b in parts)
+        return self.macros.cut_code(self.highlighted(textwrap.dedent(shown), filename),
+                                    self.highlighted(source, filename), caption,
+                                    f"line{'s' if label != str(parts[0][0]) else ''} {label}", len(every))
 
     def figure_html(self, figure: Figure) -> Markup:
         """An SVG inside <img>: it is drawn, and can never run script whatever it holds."""
@@ -132,19 +136,25 @@ class SlideFunctions:
         return rendered
 
 
-def listing_range(lines: str, total: int, name: str) -> tuple[int, int]:
-    """code(name, lines="A:B"): lines A to B, both included, of a listing of ``total`` lines."""
-    first, _, last = str(lines).partition(":")
+def indent_of(line: str) -> str:
+    return line[:len(line) - len(line.lstrip())]
+
+
+def listing_ranges(lines: str, total: int, name: str) -> list[tuple[int, int]]:
+    """code(name, lines="A:B,C:D"): lines A to B and C to D (both included, 1 = the first, "A" for one
+    line), in order, of a listing of ``total`` lines."""
+    where = f'code("{name}", lines="{lines}")'
     try:
-        first, last = int(first), int(last)
+        parts = [(int(a), int(b or a)) for a, _, b in (part.partition(":") for part in str(lines).split(","))]
     except ValueError:
-        raise BuildError(f'code("{name}", lines={lines!r}): lines must be "FIRST:LAST", e.g. "3:14"') from None
-    if not 1 <= first <= last <= total:
-        raise BuildError(f'code("{name}", lines="{lines}"): the listing has lines 1 to {total}')
-    if last - first + 1 > LONGEST_LISTING:
-        raise BuildError(f'code("{name}", lines="{lines}") shows {last - first + 1} lines; a slide shows at most '
-                         f"{LONGEST_LISTING}")
-    return first, last
+        raise BuildError(f'{where}: lines must be "FIRST:LAST" or several, e.g. "3:14" or "1,4:12"') from None
+    in_order = all(a <= b for a, b in parts) and all(b + 1 < a for (_, b), (a, _) in zip(parts, parts[1:]))
+    if not in_order or not 1 <= parts[0][0] <= parts[-1][1] <= total:
+        raise BuildError(f"{where}: the listing has lines 1 to {total}; give parts in order, with a gap between")
+    shown = sum(b - a + 1 for a, b in parts) + len(parts) - 1          # each gap is a line "..."
+    if shown > LONGEST_LISTING:
+        raise BuildError(f"{where} shows {shown} lines; a slide shows at most {LONGEST_LISTING}")
+    return parts
 
 
 class Values:

@@ -1,6 +1,7 @@
 """Rendering a slide: Markdown + Jinja + Pygments, values in prose, escaping, and errors with locations."""
 import base64
 import dataclasses
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -169,15 +170,23 @@ def test_a_difference_of_zero_reads_as_words(project):
 def test_a_cut_listing_shows_its_lines_and_keeps_the_whole_one_click_away(project):
     html = render(project, '## Cut\n\n{{ code("arith.tensor_sum", lines="2:3") }}\n').html
     shown, _, full = html.partition('<details class="full-listing">')
-    assert "demos/arith.py:7 · tensor_sum · lines 2–3 of 4" in shown
+    assert "demos/arith.py:7 · tensor_sum · lines 2–3" in shown
     assert "arange" in shown and "summing" in shown and "return" not in shown and "def" not in shown
-    assert "the whole listing (4 lines)" in full and '<span class="k">def</span>' in full and "return" in full
+    assert "all 4 lines" in full and '<span class="k">def</span>' in full and "return" in full
     assert shown.count("<pre") == 1 and '<pre><span></span><span class="n">x</span>' in shown   # dedented
 
 
+def test_a_cut_in_parts_marks_each_gap(project):
+    html = render(project, '## Cut\n\n{{ code("arith.tensor_sum", lines="1,3") }}\n').html
+    shown = html.partition('<details')[0]
+    assert "tensor_sum · lines 1, 3" in shown and "arange" not in shown and "summing" in shown
+    code = re.sub(r"<[^>]+>", "", shown.partition("<pre")[2])
+    assert '\n    ...\n    print("summing"' in code.replace("&quot;", '"')           # the gap, at the next line's indent
+
+
 @pytest.mark.parametrize("lines, message", [
-    ("2", r'lines must be "FIRST:LAST"'), ("3:2", "the listing has lines 1 to 4"), ("0:2", "lines 1 to 4"),
-    ("1:9", "lines 1 to 4")])
+    ("x", r'lines must be "FIRST:LAST"'), ("3:2", "the listing has lines 1 to 4"), ("0:2", "lines 1 to 4"),
+    ("1:9", "lines 1 to 4"), ("1:2,3", "with a gap between")])
 def test_a_bad_cut_names_the_slide_line_and_what_is_wrong(project, lines, message):
     with pytest.raises(BuildError, match=r"slides/50-x\.md:3: .*" + message):
         render(project, f'## Cut\n\n{{{{ code("arith.tensor_sum", lines="{lines}") }}}}\n')
