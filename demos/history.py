@@ -226,7 +226,7 @@ def pytorch_share(counts: dict[int, tuple[int, int]]) -> list[float]:
 
 def draw_share(rows: list[dict]) -> MplFigure:
     """PyTorch's share per field of research, and over all conferences."""
-    fig = slide_figure(WIDTH, 4.8)
+    fig = slide_figure(WIDTH, 4.5)
     ax = fig.subplots()
     for i, field in enumerate(sorted({row["field"] for row in rows})):
         counts = papers_per_year([r for r in rows if r["field"] == field])
