@@ -20,7 +20,7 @@ from matplotlib.figure import Figure as MplFigure
 from matplotlib.ticker import NullFormatter
 
 from deck.result import Figure, Result, Table, format_seconds
-from demos._figures import legible, plain_log_ticks, slide_figure
+from demos._figures import DIVERGING, PALETTE, PYTORCH, legible, plain_log_ticks, slide_figure
 from demos._timing import measure, one_thread
 
 SIZES = {
@@ -31,7 +31,7 @@ SIZES = {
                  widths=[32, 64, 128, 256, 512, 1024, 2048, 4096, 8192],
                  cpu_widths=[32, 64, 128, 256, 512, 1024]),
 }
-COLORS = {"numpy": "#0072b2", "torch": "#e69f00", "device": "#009e73"}
+COLORS = {"numpy": PALETTE[0], "torch": PYTORCH, "device": PALETTE[2]}
 
 
 # --- the data and the weights: plain NumPy, shared by both versions ---
@@ -166,7 +166,7 @@ def _grid(X, steps: int = 80):
 def _draw_boundary(ax, params, X) -> None:
     gx, gy, points = _grid(X)
     prob = sigmoid(_predict_numpy(params, points)).reshape(gx.shape)
-    ax.contourf(gx, gy, prob, levels=10, cmap="RdBu_r", alpha=0.25)
+    ax.contourf(gx, gy, prob, levels=10, cmap=DIVERGING, alpha=0.25)
     ax.contour(gx, gy, prob, levels=[0.5], colors="black", linewidths=2)
 
 

@@ -17,7 +17,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from deck.result import Figure, Result, Table
-from demos._figures import legible, plain_log_ticks, slide_figure
+from demos._figures import PALETTE, legible, plain_log_ticks, slide_figure
 from demos._timing import measure, once, synchronize
 
 # Knobs per size: "small" for the tests (seconds on a CPU), "full" for the talk.
@@ -203,9 +203,9 @@ def mean_of_last(losses: list[float], fraction: float = 0.05) -> float:
 def _plot_lr_and_loss(lrs, losses):
     fig = slide_figure(height=5.0)
     ax_lr, ax_loss = fig.subplots(2, 1, sharex=True)
-    ax_lr.plot(lrs, color="tab:orange", lw=2)
+    ax_lr.plot(lrs, color=PALETTE[1], lw=2)
     ax_lr.set_ylabel("learning rate")
-    ax_loss.plot(losses, color="tab:blue", lw=1)
+    ax_loss.plot(losses, color=PALETTE[0], lw=1)
     ax_loss.set_yscale("log")
     plain_log_ticks(ax_loss.yaxis)
     ax_loss.set_ylabel("loss (log)")
