@@ -16,13 +16,14 @@ setup-test: setup $(STAMPS)/chromium
 
 # torch is installed only if missing, so a CUDA build you already have is kept; otherwise the
 # CPU wheel torch==2.13.0 that the deck is tested with (PyTorch's CPU index: PyPI's Linux wheel is
-# the multi-GB CUDA build). The rest is pyproject.toml's declaration, at the lock's versions.
+# the multi-GB CUDA build). The rest is pyproject.toml's declaration, at the lock's versions,
+# with the optional TensorFlow extra that part 4 compares against.
 TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
 
 $(STAMPS)/python: pyproject.toml requirements.lock
 	@$(PYTHON) -c "import torch" 2>/dev/null || \
 		$(PYTHON) -m pip install "torch==2.13.0" --extra-index-url $(TORCH_CPU_INDEX) -c requirements.lock
-	$(PYTHON) -m pip install -e ".[test]" -c requirements.lock
+	$(PYTHON) -m pip install -e ".[test,tensorflow]" -c requirements.lock
 	@mkdir -p $(STAMPS) && touch $@
 
 $(STAMPS)/node: package.json package-lock.json

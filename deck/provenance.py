@@ -1,4 +1,5 @@
-"""Where the numbers were measured: a footer on every slide and a backup slide listing each demo."""
+"""Where the numbers were measured: a backup slide listing each demo (slides that show a measured
+result carry a badge of their own, see deck/slide_functions.py)."""
 from __future__ import annotations
 
 import jinja2
@@ -32,9 +33,27 @@ def footer_text(rows: list[dict]) -> str:
     return f"Numbers measured on {' and '.join(devices)} · torch {', '.join(versions)} · {when}"
 
 
+def measured_groups(rows: list[dict]) -> list[dict]:
+    """One entry per (device, torch) the demos ran with, each with a letter that marks its rows."""
+    groups: dict[tuple[str, str], dict] = {}
+    for row in rows:
+        key = (row["device_name"], row["torch"])
+        if key not in groups:
+            groups[key] = {"letter": chr(ord("A") + len(groups)), "device_name": key[0], "torch": key[1],
+                           "days": set(), "count": 0}
+        groups[key]["count"] += 1
+        groups[key]["days"].add(row["ran_at"][:10])
+        row["group"] = groups[key]["letter"]
+    for group in groups.values():
+        days = sorted(day for day in group["days"] if day)
+        group["when"] = days[0] if len(days) == 1 else f"{days[0]} – {days[-1]}" if days else ""
+    return list(groups.values())
+
+
 def provenance_slide(pages: jinja2.Environment, rows: list[dict], number: int) -> RenderedSlide:
-    body = pages.get_template("provenance.html.j2").render(rows=rows)
     measured = footer_text(rows)
+    rows = [dict(row) for row in rows]
+    body = pages.get_template("provenance.html.j2").render(rows=rows, groups=measured_groups(rows))
     notes = "Backup: where and when each demo ran." + (f" {measured}." if measured else "")
     return RenderedSlide(number=number, title="Where these numbers come from", timing=PROVENANCE_SLIDE_SECONDS,
                          location="(generated)", html=body, notes_html=f"<p>{notes}</p>", notes_text=notes,

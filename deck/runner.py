@@ -2,13 +2,16 @@
 
 A cached result stays valid while everything its demo read when it ran is
 unchanged: the talk's modules it imported and the files it opened or listed,
-each recorded with its hash (see deck/worker.py).  Its key covers the rest of
-what can change a result: the demo, its arguments, the size, the device, the
-torch version and the environment variables declared in ``[tool.deck] env``.
-Editing prose reruns nothing; editing a file reruns exactly the demos that read it.
+each recorded with the hash of the content it read (see deck/readlog.py).  Its key
+covers the rest of what can change a result: the demo, its arguments, the size,
+the device, the torch version and the environment variables declared in
+``[tool.deck] env``.  Editing prose reruns nothing; editing a file reruns exactly
+the demos that read it.
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -17,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -24,8 +28,12 @@ from pathlib import Path
 from deck.archive import read_archive
 from deck.errors import BuildError
 from deck.files import write_file
+from deck.protocol import (MAX_LINE_BYTES, Problem, ProtocolError, Ready, Reply, Request, ServerConfig, decode,
+                           encode, failed)
 from deck.references import Reference
-from deck.result import FORMAT, DemoCall, Result, ResultFormatError, file_hash, folder_hash, from_json, to_json
+from deck.result import (FORMAT, NOT_A_FILE, DemoCall, Result, ResultFormatError, file_hash, folder_hash,
+                         from_json, to_json)
+from deck.supervise import why_demos_cannot_run
 
 SERVER_GRACE_S = 30   # beyond a demo's own timeout, how long the builder waits for the server's reply
 
@@ -44,7 +52,15 @@ class RunSettings:
     rerun: tuple[str, ...] = ()
     fresh: bool = False
     results_archive: Path | None = None   # --results FILE: results made elsewhere, used instead of running
-    output_cap: int = 64 * 1024
+    protected: tuple[Path, ...] = ()      # folders no demo may write into (default: slides/, templates/, dist/)
+
+    @property
+    def demos(self) -> Path:
+        return self.root / "demos"
+
+    @property
+    def protected_folders(self) -> tuple[Path, ...]:
+        return self.protected or tuple(self.root / name for name in ("slides", "templates", "dist"))
 
     def forced(self, call: DemoCall) -> bool:
         return self.fresh or call.demo in self.rerun
@@ -76,24 +92,33 @@ def resolve_device(settings: RunSettings) -> str:
     return device
 
 
+LEADS_OUT = "leads out of the talk"   # the hash of a path that resolves outside the talk's folder: never read
+
+
 class FileHashes:
-    """The current hash of each file or folder a result says its demo read, computed once per build."""
+    """The current hash of each file or folder a result says its demo read, computed once per build.
+    Only what lies inside the talk's folder is read, and of files only regular ones (deck.result.file_hash):
+    a path that leads out through a link, a FIFO or a device is never opened, and counts as changed."""
 
     def __init__(self, root: Path):
-        self.root = root
+        self.root = os.path.realpath(root)
         self.known: dict[str, str] = {}
 
     def __getitem__(self, relative: str) -> str:
         if relative not in self.known:
-            path = os.path.join(self.root, relative)
-            self.known[relative] = folder_hash(path) if relative.endswith("/") else file_hash(path)
+            path = os.path.realpath(os.path.join(self.root, relative))
+            if not (path + os.sep).startswith(self.root + os.sep):
+                self.known[relative] = LEADS_OUT
+            else:
+                self.known[relative] = folder_hash(path) if relative.endswith("/") else file_hash(path)
         return self.known[relative]
 
     def changed(self, result: Result) -> list[str]:
         """What the demo read that is different now; a result that recorded nothing is never current."""
         if not result.reads:
             return ["(unknown)"]
-        return [path for path, digest in result.reads.items() if self[path] != digest]
+        return [path if self[path] not in (LEADS_OUT, NOT_A_FILE) else f"{path} ({self[path]})"
+                for path, digest in result.reads.items() if self[path] != digest]
 
 
 class ResultCache:
@@ -110,16 +135,20 @@ class ResultCache:
             entry = json.loads(path.read_text(encoding="utf-8"))
             if not isinstance(entry, dict) or entry.get("format") != FORMAT or entry.get("key") != key:
                 raise ResultFormatError("written by another version")
-            return from_json(entry.get("result"))
+            result = from_json(entry.get("result"))
+            if result.provenance is None:
+                raise ResultFormatError("result.provenance: missing")
+            return result
         except FileNotFoundError:
             return None
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, RecursionError) as error:
             print(f"  discarding cache entry {path.name}: {error}", file=sys.stderr)
             path.unlink(missing_ok=True)
             return None
 
     def store(self, key: str, demo: str, result: Result) -> None:
-        write_file(self.path(key), json.dumps({"format": FORMAT, "key": key, "demo": demo, "result": to_json(result)}))
+        write_file(self.path(key), json.dumps({"format": FORMAT, "key": key, "demo": demo, "result": to_json(result)},
+                                                allow_nan=False))
 
 
 def cache_key(call: DemoCall, settings: RunSettings, device: str, torch: str) -> str:
@@ -164,41 +193,95 @@ def run_here(calls: list[DemoCall], references: list[Reference], settings: RunSe
     device, torch = resolve_device(settings), torch_version()
     cache = ResultCache(settings.cache_dir)
     results: dict[DemoCall, Result] = {}
-    todo: list[tuple[DemoCall, str]] = []
     for call in calls:
-        key = cache_key(call, settings, device, torch)
-        cached = None if settings.forced(call) else cache.load(key)
+        cached = None if settings.forced(call) else cache.load(cache_key(call, settings, device, torch))
         if cached is not None and not hashes.changed(cached):
             results[call] = cached
-        else:
-            todo.append((call, key))
-    print(f"demos: {len(calls)} needed, {len(calls) - len(todo)} cached, {len(todo)} to run on {device}",
-          file=sys.stderr)
-    if not todo:
-        return results
-    with DemoServer(settings, device) as server:
-        for index, (call, key) in enumerate(todo, start=1):
-            print(f"[{index}/{len(todo)}] {call.demo} ...", end="", file=sys.stderr, flush=True)
-            reply = server.run(call, (settings.timeouts or {}).get(call.demo, settings.timeout_s))
-            if reply.get("ok"):
-                result = from_json(reply["result"])
-                print(f" {result.provenance.seconds:.1f} s", file=sys.stderr)
-                cache.store(key, call.demo, result)
-                results[call] = result
-            else:
-                print(" FAILED", file=sys.stderr)
-                results[call] = failure(call, reply, next(r for r in references if r.call == call), settings)
+    todo = [call for call in calls if call not in results]
+    print(f"demos: {len(calls)} needed, {len(results)} cached, {len(todo)} to run on {device}", file=sys.stderr)
+    for call, result in run_each(todo, references, settings):
+        remember({call: result}, settings)   # at once: a later failure or Ctrl-C keeps what already ran
+        results[call] = result
     return results
 
 
-def failure(call: DemoCall, reply: dict, where: Reference, settings: RunSettings) -> Result:
+def run_now(calls: list[DemoCall], references: list[Reference], settings: RunSettings, *,
+            server: DemoServer | None = None) -> dict[DemoCall, Result]:
+    """Run these calls in the demo server now, ignoring cache and archive, storing nothing; a failure is
+    a Result with its error (as with --keep-going).  ``server``: a DemoServer the caller keeps open."""
+    return dict(run_each(calls, references, dataclasses.replace(settings, keep_going=True), server))
+
+
+def remember(results: dict[DemoCall, Result], settings: RunSettings) -> None:
+    """Store these results (not failures) under the keys a later build looks up."""
+    device, torch = resolve_device(settings), torch_version()
+    cache = ResultCache(settings.cache_dir)
+    for call, result in results.items():
+        if not result.failed:
+            cache.store(cache_key(call, settings, device, torch), call.demo, result)
+
+
+def run_each(calls: list[DemoCall], references: list[Reference], settings: RunSettings,
+             server: DemoServer | None = None) -> Iterator[tuple[DemoCall, Result]]:
+    """Each call run in the demo server, in order, with progress on stderr.  A failure stops the build,
+    or with --keep-going becomes a Result with its error for the slide."""
+    if not calls:
+        return
+    reason = why_demos_cannot_run()
+    if reason:
+        raise BuildError(f"{len(calls)} demo(s) need to run, and the demo server cannot run here: {reason}. "
+                         "Run the demos on Linux (or WSL) with --export-results FILE.tar and build here with "
+                         "--results FILE.tar")
+    with contextlib.ExitStack() as stack:
+        server = server or stack.enter_context(DemoServer(settings, resolve_device(settings)))
+        for index, call in enumerate(calls, start=1):
+            print(f"[{index}/{len(calls)}] {call.demo} ...", end="", file=sys.stderr, flush=True)
+            reply = run_once_more_if_changed(server, call, settings)
+            if reply.problem is Problem.DEVICE_UNAVAILABLE:   # no demo can run: said once, not per demo
+                raise BuildError(reply.message)
+            if reply.ok:
+                print(f" {reply.result.provenance.seconds:.1f} s", file=sys.stderr)
+                yield call, reply.result
+            else:
+                print(" FAILED", file=sys.stderr)
+                where = next((r for r in references if r.call == call), None)
+                yield call, failure(call, reply, where, settings)
+
+
+def run_once_more_if_changed(server: DemoServer, call: DemoCall, settings: RunSettings) -> Reply:
+    """The demo's reply; if a file it read was edited while it ran, that result is dropped and it runs again."""
+    timeout = (settings.timeouts or {}).get(call.demo, settings.timeout_s)
+    reply = server.run(call, timeout)
+    if reply.problem is Problem.CHANGED_WHILE_RUNNING:
+        print(f" {reply.message} changed while it ran; running it again ...", end="", file=sys.stderr, flush=True)
+        reply = server.run(call, timeout)
+    return reply
+
+
+PROBLEMS = {
+    Problem.TIMED_OUT: "timed out after {message} and was killed, with every process it started "
+                       '(set [tool.deck.timeouts] "{demo}" = SECONDS in pyproject.toml, or --timeout)',
+    Problem.CRASHED: "crashed: its process ended ({message}) before it returned",
+    Problem.RAISED: "raised an exception:",
+    Problem.UNSUPPORTED_RESULT: "returned a result that cannot be stored:",
+    Problem.CHANGED_WHILE_RUNNING: "read {message}, which changed while it ran, twice: build again once the "
+                                   "edits are done",
+    Problem.WROTE_PROTECTED: "tried to change {message}, which belongs to the build (slides, templates and the "
+                             "output folder are not a demo's to write)",
+    Problem.DEVICE_UNAVAILABLE: "could not run: {message}",
+    Problem.SERVER_GONE: "could not be run: the demo server stopped answering ({message})",
+}
+
+
+def failure(call: DemoCall, reply: Reply, where: Reference | None, settings: RunSettings) -> Result:
     """Raise the demo's failure at its slide, or (--keep-going) return it for an error card."""
-    printed = reply.get("output", "").strip()
-    detail = reply.get("error", "") + (f"\nwhat it printed last:\n{printed}" if printed else "")
-    problem = reply["problem"]
-    if "timed out" in problem:
-        problem += f' (set [tool.deck.timeouts] "{call.demo}" = SECONDS in pyproject.toml, or --timeout)'
-    error = BuildError(f"demo {call.demo} {problem}", file=where.file, line=where.line, detail=detail)
+    printed = reply.output.strip()
+    explained = reply.problem in (Problem.RAISED, Problem.UNSUPPORTED_RESULT)
+    detail = (reply.detail or reply.message if explained else reply.detail) + \
+        (f"\nwhat it printed last:\n{printed}" if printed else "")
+    problem = PROBLEMS[reply.problem].format(message=reply.message, demo=call.demo)
+    error = BuildError(f"demo {call.demo} {problem}", file=where and where.file, line=where and where.line,
+                       detail=detail.strip("\n"))
     if not settings.keep_going:
         raise error
     print(str(error), file=sys.stderr)
@@ -210,7 +293,8 @@ class DemoServer:
 
     def __init__(self, settings: RunSettings, device: str):
         self.settings = settings
-        self.device = device
+        self.config = ServerConfig(device=device, root=str(settings.root), demos=str(settings.demos),
+                                   protected=tuple(str(folder) for folder in settings.protected_folders))
         self.process: subprocess.Popen | None = None
         self.buffer = b""
 
@@ -225,10 +309,10 @@ class DemoServer:
         environment = dict(os.environ, PYTHONPATH=os.pathsep.join(path).rstrip(os.pathsep),
                            MPLBACKEND="Agg", PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "deck.worker", self.device, str(self.settings.root)], cwd=self.settings.root,
+            [sys.executable, "-m", "deck.worker", encode(self.config)], cwd=self.settings.root,
             env=environment, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.buffer = b""
-        if self.receive(timeout=300) is None:
+        if not isinstance(self.receive(timeout=300), Ready):
             code = self.process.wait()
             raise BuildError(f"the demo server could not start (exit status {code}); see the message above")
 
@@ -252,59 +336,40 @@ class DemoServer:
                 self.process.wait()
         self.process = None
 
-    def run(self, call: DemoCall, timeout: float) -> dict:
+    def run(self, call: DemoCall, timeout: float) -> Reply:
         if self.process is None:
             self.start()
-        request = {"demo": call.demo, "args": call.args, "size": self.settings.size, "timeout": timeout,
-                   "output_cap": self.settings.output_cap}
+        request = Request(demo=call.demo, args=call.args, size=self.settings.size, timeout_s=timeout)
         try:
-            self.process.stdin.write((json.dumps(request) + "\n").encode())
+            self.process.stdin.write((encode(request) + "\n").encode())
             self.process.stdin.flush()
         except BrokenPipeError:
             pass
-        reply = self.receive(timeout + SERVER_GRACE_S)
-        if reply is None:
+        try:
+            reply = self.receive(timeout + SERVER_GRACE_S)
+        except ProtocolError as error:
+            reply = error
+        if not isinstance(reply, Reply):
             code = self.process.poll()
             self.stop()
-            return {"ok": False, "problem": f"could not be run: the demo server stopped answering "
-                    f"({'exit status ' + str(code) if code is not None else 'no reply'})"}
+            why = reply if isinstance(reply, ProtocolError) else \
+                f"exit status {code}" if code is not None else "no reply"
+            return failed(Problem.SERVER_GONE, str(why))
         return reply
 
-    def receive(self, timeout: float) -> dict | None:
-        """The next JSON line from the server; None on timeout or if the server died."""
+    def receive(self, timeout: float) -> Ready | Reply | None:
+        """The next message from the server; None on timeout or if the server died."""
         deadline = time.monotonic() + timeout
         stream = self.process.stdout
         with selectors.DefaultSelector() as selector:
             selector.register(stream, selectors.EVENT_READ)
             while b"\n" not in self.buffer:
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or not selector.select(remaining):
+                if remaining <= 0 or not selector.select(remaining) or len(self.buffer) > MAX_LINE_BYTES:
                     return None
                 chunk = os.read(stream.fileno(), 1 << 20)
                 if not chunk:
                     return None
                 self.buffer += chunk
         line, _, self.buffer = self.buffer.partition(b"\n")
-        return json.loads(line)
-
-
-def run_now(calls: list[DemoCall], references: list[Reference], settings: RunSettings) -> dict[DemoCall, Result]:
-    """Run these calls now in the demo server, whatever the cache or an archive holds; store nothing."""
-    device = resolve_device(settings)
-    results: dict[DemoCall, Result] = {}
-    with DemoServer(settings, device) as server:
-        for call in calls:
-            reply = server.run(call, (settings.timeouts or {}).get(call.demo, settings.timeout_s))
-            if reply.get("ok"):
-                results[call] = from_json(reply["result"])
-            else:
-                results[call] = failure(call, reply, next(r for r in references if r.call == call), settings)
-    return results
-
-
-def remember(results: dict[DemoCall, Result], settings: RunSettings) -> None:
-    """Store results in the cache under the keys a later build looks up."""
-    device, torch = resolve_device(settings), torch_version()
-    cache = ResultCache(settings.cache_dir)
-    for call, result in results.items():
-        cache.store(cache_key(call, settings, device, torch), call.demo, result)
+        return decode(line)

@@ -1,17 +1,39 @@
-"""Figures that the back row can read.
+"""Figures that the back row can read, in one colour-blind-safe palette.
 
 A slide shows a figure at its own size: one point of the figure is 4/3 px of the 1280x720 slide,
-and reveal.js draws that slide at 0.96 of a 1280x720 screen. So text of FONT points is 22 px there,
+and reveal.js draws that slide at 0.96 of a 1280x720 screen. So text of FONT points is 24.3 px there,
 however large the figure, and a figure of WIDTH x HEIGHT inches fills the slide under a heading.
+
+Colours are Okabe and Ito's palette ("Color Universal Design", 2008), told apart with every common
+colour-vision deficiency. Vermillion is kept for PyTorch alone, the talk's protagonist: every other
+series takes the next colour of PALETTE. Importing this module sets the figure style (each demo runs
+in a process of its own, so the style never reaches another demo).
 """
 import math
 
+import matplotlib
+from cycler import cycler
+from matplotlib.colors import LinearSegmentedColormap
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullFormatter
 
-FONT = 17            # points
+FONT = 19            # points
 WIDTH = 12.0         # inches: the slide's width
 HEIGHT = 5.2         # inches: what is left of the slide under a heading
+
+OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky blue": "#56B4E9", "bluish green": "#009E73",
+             "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "reddish purple": "#CC79A7"}
+PYTORCH = OKABE_ITO["vermillion"]
+PALETTE = [OKABE_ITO[name] for name in ("blue", "orange", "bluish green", "reddish purple", "sky blue", "yellow")]
+NEUTRAL = "#6E6E6E"  # what has ended, guides, and "exactly zero"
+DIVERGING = LinearSegmentedColormap.from_list("okabe_ito_diverging", [PALETTE[0], "#FFFFFF", PALETTE[1]])
+SEQUENTIAL = "viridis"   # for magnitudes: uniform in lightness, readable with every colour vision
+
+STYLE = {"axes.prop_cycle": cycler(color=PALETTE), "image.cmap": SEQUENTIAL,
+         "font.size": FONT, "axes.titlesize": FONT, "axes.labelsize": FONT, "legend.fontsize": FONT,
+         "xtick.labelsize": FONT, "ytick.labelsize": FONT, "figure.titlesize": FONT,
+         "axes.spines.top": False, "axes.spines.right": False, "lines.linewidth": 2.5, "legend.frameon": False}
+matplotlib.rcParams.update(STYLE)
 
 
 def slide_figure(width: float = WIDTH, height: float = HEIGHT, **kwargs) -> Figure:

@@ -7,9 +7,13 @@ that, and the rest, to ``torch.utils.benchmark``.
 from __future__ import annotations
 
 import contextlib
-from typing import Callable
+import statistics
+import time
+from typing import Callable, TypeVar
 
-from deck.result import Timing
+from deck.result import Timing, format_seconds
+
+T = TypeVar("T")
 
 
 def synchronize(device: str) -> None:
@@ -36,6 +40,35 @@ def measure(fn: Callable[[], object], device: str = "cpu", *, repeats: int = 5,
     while len(measured.times) < repeats:
         measured = Measurement.merge([measured, timer.timeit(measured.number_per_run)])[0]
     return Timing(median_s=measured.median, iqr_s=measured.iqr, repeats=len(measured.times), device=device)
+
+
+def once(fn: Callable[[], T], device: str = "cpu") -> tuple[T, Timing]:
+    """Call ``fn()`` once and time it: for a cold or one-off cost (a first compile, an export).
+
+    The device is synchronised before the clock starts and before it stops.  The
+    Timing says it is a single run (``repeats=1``): it has no spread, and claims
+    never call it faster or slower than anything on its own.
+    """
+    synchronize(device)
+    start = time.perf_counter()
+    value = fn()
+    synchronize(device)
+    return value, Timing(median_s=time.perf_counter() - start, iqr_s=0.0, repeats=1, device=device)
+
+
+def from_samples(samples: list[float], device: str = "cpu") -> Timing:
+    """Durations timed one by one (each call its own run): their median and interquartile range."""
+    low, _, high = statistics.quantiles(samples, n=4) if len(samples) > 1 else samples * 3
+    return Timing(median_s=statistics.median(samples), iqr_s=high - low, repeats=len(samples),
+                  device=device)
+
+
+def cell(timing: Timing) -> str:
+    """A Timing short enough for a table cell: one run as one number, repeated runs as the
+    median ± half the interquartile range (the device is in the table's caption)."""
+    if timing.repeats == 1:
+        return f"{format_seconds(timing.median_s)}, one run"
+    return f"{format_seconds(timing.median_s)} ± {format_seconds(timing.iqr_s / 2)}"
 
 
 @contextlib.contextmanager

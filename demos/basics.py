@@ -20,16 +20,18 @@ from matplotlib.figure import Figure as MplFigure
 from matplotlib.ticker import NullFormatter
 
 from deck.result import Figure, Result, Table, format_seconds
-from demos._figures import legible, plain_log_ticks, slide_figure
+from demos._figures import DIVERGING, PALETTE, PYTORCH, legible, plain_log_ticks, slide_figure
 from demos._timing import measure, one_thread
 
 SIZES = {
     "small": dict(points=200, hidden=16, steps=300, lr=1.0,
-                  widths=[32, 64, 128]),
+                  widths=[32, 64, 128], cpu_widths=[32, 64, 128]),
+    # A GPU leaves its fixed per-step cost only at widths the CPU would need minutes for.
     "full": dict(points=1000, hidden=16, steps=2000, lr=1.0,
-                 widths=[32, 64, 128, 256, 512, 1024]),
+                 widths=[32, 64, 128, 256, 512, 1024, 2048, 4096, 8192],
+                 cpu_widths=[32, 64, 128, 256, 512, 1024]),
 }
-COLORS = {"numpy": "#0072b2", "torch": "#e69f00", "device": "#009e73"}
+COLORS = {"numpy": PALETTE[0], "torch": PYTORCH, "device": PALETTE[2]}
 
 
 # --- the data and the weights: plain NumPy, shared by both versions ---
@@ -68,13 +70,11 @@ def sigmoid(z):
 # --- the same network twice: the slide shows these two side by side ---
 
 def numpy_forward_backward(params, X, y):
-    """Loss and gradients in NumPy: backprop by hand."""
     W1, b1, W2, b2 = params
     h = np.tanh(X @ W1 + b1)
     logits = h @ W2 + b2
     loss = np.mean(np.logaddexp(0, logits) - y * logits)
-    # backward: the chain rule, layer by layer
-    d_logits = (sigmoid(logits) - y) / len(y)
+    d_logits = (sigmoid(logits) - y) / len(y)  # backward: by hand
     d_W2 = h.T @ d_logits
     d_b2 = d_logits.sum(keepdims=True)
     d_z = np.outer(d_logits, W2) * (1 - h**2)
@@ -166,7 +166,7 @@ def _grid(X, steps: int = 80):
 def _draw_boundary(ax, params, X) -> None:
     gx, gy, points = _grid(X)
     prob = sigmoid(_predict_numpy(params, points)).reshape(gx.shape)
-    ax.contourf(gx, gy, prob, levels=10, cmap="RdBu_r", alpha=0.25)
+    ax.contourf(gx, gy, prob, levels=10, cmap=DIVERGING, alpha=0.25)
     ax.contour(gx, gy, prob, levels=[0.5], colors="black", linewidths=2)
 
 
@@ -247,14 +247,15 @@ def wide_problem(width: int, seed: int = 0):
     return X, y, params
 
 
-def time_training_steps(width: int, device: str) -> dict:
-    """Seconds per training step: NumPy, torch on CPU, torch on `device`."""
+def time_training_steps(width: int, device: str, on_cpu: bool) -> dict:
+    """Seconds per training step: NumPy and torch on the CPU (if `on_cpu`), torch on `device`."""
     X, y, params = wide_problem(width)
     lr = 1e-3
-    timings = {"numpy": measure(
-        lambda: numpy_training_step(params, X, y, lr), "cpu")}
+    timings = {}
+    if on_cpu:
+        timings["numpy"] = measure(lambda: numpy_training_step(params, X, y, lr), "cpu")
     for name, dev in [("torch cpu", "cpu"), (f"torch {device}", device)]:
-        if name in timings:
+        if name in timings or (dev == "cpu" and not on_cpu):
             continue
         X_t, y_t = numpy_to_torch([X, y], dev, torch.float32)
         p_t = numpy_to_torch(params, dev, torch.float32, requires_grad=True)
@@ -294,7 +295,7 @@ def _plot_speed(widths, seconds: dict) -> MplFigure:
     styles = [(COLORS["numpy"], "o", "-"), (COLORS["torch"], "s", "--"),
               (COLORS["device"], "^", ":")]
     for (name, secs), (color, marker, ls) in zip(seconds.items(), styles):
-        ax.plot(widths, secs, color=color, marker=marker, ls=ls, lw=2.5,
+        ax.plot(widths[:len(secs)], secs, color=color, marker=marker, ls=ls, lw=2.5,
                 markersize=8, label=name)
     ax.set(xscale="log", yscale="log", ylabel="seconds per training step",
            xlabel="width n (batch = inputs = hidden units = n)")
@@ -306,35 +307,54 @@ def _plot_speed(widths, seconds: dict) -> MplFigure:
     return fig
 
 
+def matmul_precision(device: str) -> str:
+    """How float32 matrix products ran: full float32, or TF32 on CUDA's tensor cores."""
+    tf32 = device.startswith("cuda") and torch.backends.cuda.matmul.allow_tf32
+    return f"float32 (precision {torch.get_float32_matmul_precision()!r}, TF32 {'on' if tf32 else 'off'})"
+
+
+def flat_until(widths, seconds, factor: float = 2.0) -> int:
+    """The largest width up to which a line stays within `factor` of its first point."""
+    flat = widths[0]
+    for width, secs in zip(widths, seconds):
+        if secs >= factor * seconds[0]:
+            break
+        flat = width
+    return flat
+
+
 def speed_by_size(device: str, size: str = "full") -> Result:
     """Time one training step as the network grows: NumPy vs torch."""
-    widths = SIZES[size]["widths"]
+    widths, cpu_widths = SIZES[size]["widths"], SIZES[size]["cpu_widths"]
+    if device == "cpu":
+        widths = cpu_widths
     busy_note = _busy_cpu_note()  # before our own timing adds to the load
-    per_width = [time_training_steps(w, device) for w in widths]
+    per_width = [time_training_steps(w, device, w in cpu_widths) for w in widths]
     names = list(per_width[0])
-    seconds = {n: [t[n].median_s for t in per_width] for n in names}
+    seconds = {n: [t[n].median_s for t in per_width if n in t] for n in names}
     note = _device_note(device)
-    rows = [[w] + [format_seconds(t[n].median_s) for n in names]
-            for w, t in zip(widths, per_width)]
     print(f"one training step, widths {widths[0]} to {widths[-1]}:")
     for name in names:
         print(f"  {name}: {format_seconds(seconds[name][0])} to "
               f"{format_seconds(seconds[name][-1])}")
     print(note, busy_note)
     alt = ("Log-log plot of seconds per training step against network "
-           f"width n, one line each for {', '.join(names)}. At width "
-           f"{widths[-1]}: " + ", ".join(
-               f"{n} {r}" for n, r in zip(names, rows[-1][1:])) + ".")
+           f"width n, one line each for {', '.join(names)}, at their largest width: "
+           + ", ".join(f"{n} {format_seconds(secs[-1])}" for n, secs in seconds.items()) + ".")
     return Result(
         values=dict(widths=widths, gpu_available=device != "cpu",
                     device_note=note, largest_width=widths[-1],
-                    smallest_width=widths[0], device_line=names[-1]),
-        measured=dict(busy_note=busy_note),
-        tables=[Table(["width n"] + names, rows,
+                    cpu_largest_width=cpu_widths[-1], smallest_width=widths[0],
+                    device_line=names[-1], precision=matmul_precision(device)),
+        measured=dict(busy_note=busy_note,
+                      device_flat_until=flat_until(widths, seconds[names[-1]])),
+        tables=[Table(["width n"] + names,
+                      [[w] + [format_seconds(t[n].median_s) if n in t else "–" for n in names]
+                       for w, t in zip(widths, per_width)],
                       "Seconds per training step (median)")],
         figures=[Figure(_plot_speed(widths, seconds), alt=alt)],
         timings={f"{n} @ {w}": t[n] for w, t in zip(widths, per_width)
-                 for n in names})
+                 for n in t})
 
 
 # --- gradients are not hidden ---

@@ -16,7 +16,7 @@ from matplotlib.colors import LogNorm
 from torch import nn
 
 from deck.result import Figure, Result
-from demos._figures import legible, plain_log_ticks, slide_figure
+from demos._figures import PALETTE, SEQUENTIAL, legible, plain_log_ticks, slide_figure
 from demos._timing import one_thread
 
 SIZES = {"small": dict(points=400, steps=300),
@@ -109,10 +109,10 @@ def _depth_and_loss_figure(depths, losses, max_depth) -> Figure:
     fig = slide_figure(height=4.6)
     left, right = fig.subplots(1, 2)
     counts = [depths.count(d) for d in range(1, max_depth + 1)]
-    left.bar(range(1, max_depth + 1), counts, color="tab:blue")
+    left.bar(range(1, max_depth + 1), counts, color=PALETTE[0])
     left.set(xlabel="depth used", ylabel="training steps",
              title="Depth drawn per step")
-    right.plot(losses, color="tab:orange", linewidth=1)
+    right.plot(losses, color=PALETTE[1], linewidth=1)
     right.set(xlabel="step", ylabel="cross-entropy", title="Training loss")
     legible(left, right)
     alt = (f"Left: bar chart of how many of the {len(depths)} training steps "
@@ -128,7 +128,7 @@ def _depth_and_loss_figure(depths, losses, max_depth) -> Figure:
 def _weight_change_figure(change: torch.Tensor, n_frozen: int) -> Figure:
     fig = slide_figure(width=8, height=5.3)
     ax = fig.subplots()
-    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="lightgrey")
+    cmap = matplotlib.colormaps[SEQUENTIAL].with_extremes(bad="lightgrey")
     exactly_zero = numpy.ma.masked_equal(change.numpy(), 0.0)  # drawn grey
     image = ax.imshow(exactly_zero, cmap=cmap, norm=LogNorm(),
                       interpolation="nearest")

@@ -24,14 +24,14 @@ from matplotlib.ticker import MultipleLocator, PercentFormatter
 from matplotlib.transforms import Bbox
 
 from deck.result import Figure, Result, Table
-from demos._figures import FONT, WIDTH, slide_figure
+from demos._figures import FONT, NEUTRAL, PALETTE, PYTORCH, WIDTH, slide_figure
 
 EVENTS_CSV = Path(__file__).with_name("history.csv")
 SHARE_CSV = Path(__file__).with_name("history_share.csv")
 
 MARKERS = {"release": "o", "milestone": "D", "deprecation": "X"}
 MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
-FIG_SIZE = (WIDTH, 5.4)           # inches: the slide's width, and the height left under a heading
+FIG_SIZE = (WIDTH, 5.9)           # inches: the slide's width, and the height left under a heading
 AXES = (0.17, 0.09, 0.81, 0.80)   # left, bottom, width, height of the figure
 
 
@@ -128,7 +128,7 @@ def style_timeline(ax, houses: list[str]) -> None:
     ax.grid(axis="x", alpha=0.3)
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
-    handles = [ax.plot([], [], MARKERS[kind], ms=11, color="#666", ls="")[0]
+    handles = [ax.plot([], [], MARKERS[kind], ms=11, color=NEUTRAL, ls="")[0]
                for kind in MARKERS]
     ax.figure.legend(handles, ["release", "milestone", "deprecation (†)"],
                      loc="upper center", bbox_to_anchor=(0.6, 1.0), ncols=3,
@@ -142,7 +142,7 @@ def draw_timeline(events: list[dict]) -> MplFigure:
     ax = fig.add_axes(AXES)
     houses = houses_in_order(events)
     lane_of = {h: len(houses) - 1 - i for i, h in enumerate(houses)}
-    color_of = {h: f"C{i % 10}" for i, h in enumerate(houses)}
+    color_of = {h: PALETTE[i % len(PALETTE)] for i, h in enumerate(houses)}
     xs = [decimal_year(event["date"]) for event in events]
     ax.set(xlim=(int(min(xs)) - 0.6, int(max(xs)) + 2.5),
            ylim=(-0.6, len(houses) - 0.4))
@@ -153,11 +153,12 @@ def draw_timeline(events: list[dict]) -> MplFigure:
     labels, markers = [], []
     for x, event in zip(xs, events):
         lane, dead = lane_of[event["house"]], event["kind"] == "deprecation"
-        ax.plot(x, lane, MARKERS[event["kind"]], ms=11, markeredgecolor="white",
-                color="#444" if dead else color_of[event["house"]])
+        pytorch = event["framework"].startswith("PyTorch")   # the protagonist
+        ax.plot(x, lane, MARKERS[event["kind"]], ms=15 if pytorch else 11, markeredgecolor="white",
+                color=NEUTRAL if dead else PYTORCH if pytorch else color_of[event["house"]], zorder=3)
         labels.append(ax.text(x, lane, label(event), va="center",
-                              fontsize=FONT, color="#444" if dead else "black",
-                              style="italic" if dead else "normal"))
+                              fontsize=FONT, color=NEUTRAL if dead else PYTORCH if pytorch else "black",
+                              style="italic" if dead else "normal", weight="bold" if pytorch else "normal"))
         markers.append(marker_box(ax, x, lane))
     place_labels(ax, labels, markers)
     style_timeline(ax, houses)
@@ -225,16 +226,16 @@ def pytorch_share(counts: dict[int, tuple[int, int]]) -> list[float]:
 
 def draw_share(rows: list[dict]) -> MplFigure:
     """PyTorch's share per field of research, and over all conferences."""
-    fig = slide_figure(*FIG_SIZE)
+    fig = slide_figure(WIDTH, 4.5)
     ax = fig.subplots()
     for i, field in enumerate(sorted({row["field"] for row in rows})):
         counts = papers_per_year([r for r in rows if r["field"] == field])
-        ax.plot(list(counts), pytorch_share(counts), "o-", color=f"C{i}",
+        ax.plot(list(counts), pytorch_share(counts), "o-", color=PALETTE[i % len(PALETTE)],
                 lw=2, label=f"{field} conferences")
     counts = papers_per_year(rows)
-    ax.plot(list(counts), pytorch_share(counts), "s-", color="black", lw=4,
+    ax.plot(list(counts), pytorch_share(counts), "s-", color=PYTORCH, lw=5,
             ms=10, label="all conferences")
-    ax.axhline(0.5, color="#888", ls="--", lw=1)
+    ax.axhline(0.5, color=NEUTRAL, ls="--", lw=1)
     ax.set(ylim=(0, 1), xticks=list(counts))
     ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
     ax.set_ylabel("PyTorch share of papers\nnaming PyTorch or TensorFlow",

@@ -87,7 +87,7 @@ def test_a_demo_that_raises_reports_the_slide_and_its_traceback(project):
 def test_single_file_inlines_every_asset(project, tmp_path):
     build = run_build(project, "--single-file", "--out", str(tmp_path / "single"))
     assert build.returncode == 0, build.stderr
-    assert sorted(p.name for p in (tmp_path / "single").iterdir()) == ["index.html", "notes.html"]
+    assert sorted(p.name for p in (tmp_path / "single").iterdir()) == [".deck-output", "index.html", "notes.html"]
     index = (tmp_path / "single" / "index.html").read_text()
     markup = re.sub(r"<script>.*?</script>", "", index, flags=re.S)          # the HTML, not inlined JS
     assert not re.search(r'<(script|link|img)\b[^>]*\b(src|href)="(?!data:)', markup)  # nothing linked

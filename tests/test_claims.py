@@ -127,3 +127,16 @@ def test_helpers_are_there_in_slides(project):
                             '{{ break_even(2.0, result("arith.tensor_sum").timings.compiled, '
                             'result("arith.tensor_sum").timings.eager) }}\n')
     assert "<p>1.8–2.2× and 3,500 to 4,700 calls</p>" in slide.html
+
+
+def single_run(median_s):
+    return Timing(median_s=median_s, iqr_s=0.0, repeats=1, device="cpu")
+
+
+def test_a_single_run_has_no_known_spread_so_no_comparison_vouches_for_it():
+    cold, warm = single_run(2.0), timing(1e-3, 1e-4)
+    assert not faster(warm, cold) and not faster(cold, warm)
+    assert not speedup(warm, cold).measurable
+    assert str(cold) == "2 s (a single run, cpu)"
+    assert not break_even(1.0, warm, cold).pays
+    assert break_even(cold, timing(1e-3, 1e-4), timing(2e-3, 1e-4)).pays  # a one-off cost is its median

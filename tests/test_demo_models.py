@@ -1,5 +1,6 @@
 """The claims the "Building complex models" slides make, checked at size small."""
 import math
+import os
 import subprocess
 import sys
 
@@ -97,6 +98,7 @@ def test_profiler_table_lists_ops_with_positive_times():
         assert name and len(name) <= 30 and calls > 0
         assert float(self_time.removesuffix(" ms")) > 0
     assert result.measured["top_op"] == table.rows[0][0]
+    assert result.measured["cpu_bound"] is False and 0 < result.measured["matmul_share"] < 1
 
 
 def test_top_ops_keeps_operators_and_drops_kernels():
@@ -137,6 +139,8 @@ def test_train_mode_is_random_and_eval_mode_is_not():
     assert v["train_mode_max_diff"] > 0 and v["train_mode_flipped"] > 0
     assert v["eval_mode_max_diff"] == 0.0 and v["eval_mode_flipped"] == 0.0
     assert v["eval_mode_accuracy"] > 0.9
+    assert v["train_mode_accuracy"] < v["eval_mode_accuracy"] - 0.2  # the damage the slide shows is large
+    assert v["train_mode_shuffled_accuracy"] > v["train_mode_accuracy"] + 0.2  # batches of one class cause it
     assert v["running_stats_changed"] is True  # evaluating mutated the model
 
 
@@ -145,8 +149,29 @@ def test_compile_costs_time_once_and_matches_eager():
     result = run("compile_speedup")
     assert result.measured["compile_s"] > 0
     assert result.values["max_abs_diff"] < 1e-4
+    assert result.values["kernels"] == 1 and result.values["eager_ops"] == 8  # eight ops fused into one kernel
     assert result.values["modes"] == ["default"] and result.measured["compile_reduce_overhead_s"] is None
     assert set(result.timings) == {"eager", "default"}
+
+
+def test_gelu_by_hand_has_the_eight_ops_its_docstring_counts():
+    assert models.count_ops(models.gelu_by_hand) == 8
+    assert "eight elementwise ops" in models.gelu_by_hand.__doc__
+
+
+def test_time_split_sums_self_times_and_the_matrix_products_share():
+    class Event:
+        def __init__(self, key, cpu, gpu):
+            self.key, self.self_cpu_time_total, self.self_device_time_total = key, cpu, gpu
+    events = [Event("aten::mm", 3e6, 1e6), Event("aten::add", 2e6, 1e6), Event("kernel", 0, 5e6)]
+    split = models.time_split(events)
+    assert split == {"self_cpu_s": 5.0, "self_gpu_s": 2.0, "matmul_share": 0.5}
+    assert models.time_split([Event("aten::mm", 3e6, 0), Event("aten::add", 1e6, 0)])["matmul_share"] == 0.75
+
+
+def test_the_compile_input_is_gpu_sized_only_on_a_gpu_at_full_size():
+    assert models._gelu_input("cpu", "full").shape == (4 * models.SIZES["full"]["n_examples"], 256)
+    assert models._gelu_input("cpu", "small").shape == (4 * models.SIZES["small"]["n_examples"], 256)
 
 
 def test_gelu_by_hand_is_gelu():
@@ -154,10 +179,14 @@ def test_gelu_by_hand_is_gelu():
     torch.testing.assert_close(models.gelu_by_hand(x), torch.nn.functional.gelu(x, approximate="tanh"))
 
 
-def test_the_module_runs_from_the_command_line():
+def test_the_module_runs_from_the_command_line_and_leaves_no_temporary_folder(tmp_path):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
     done = subprocess.run(
         [sys.executable, "-m", "demos.models", "--size", "small",
          "--device", "cpu", "compose_modules", "checkpoint_roundtrip"],
-        capture_output=True, text=True, timeout=120)
+        capture_output=True, text=True, timeout=120, env={**os.environ, "TMPDIR": str(scratch)})
     assert done.returncode == 0, done.stderr
     assert "n_parameters" in done.stdout and "identical = True" in done.stdout
+    # (torch's own Inductor cache folder, made when an optimizer is created, is not ours)
+    assert [p.name for p in scratch.iterdir() if not p.name.startswith("torchinductor_")] == []

@@ -1,6 +1,7 @@
 """Rendering a slide: Markdown + Jinja + Pygments, values in prose, escaping, and errors with locations."""
 import base64
 import dataclasses
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -65,7 +66,7 @@ def test_a_demo_block_has_code_output_table_figure_and_timings(project):
     encoded = base64.b64encode(SVG.encode()).decode()
     assert f'<img src="data:image/svg+xml;base64,{encoded}" alt="a line">' in html and slide.key_figure
     assert "<caption>sizes</caption>" in html and "<td>1</td>" in html
-    assert "ran on cpu (test) · torch 2.13.0" in html
+    assert "measured on cpu (test) · torch 2.13.0 · 2026-11-25" in html
     assert "wzxhzdk" not in html and "\x02" not in html and "<p><div" not in html     # the stash put it all back
 
 
@@ -164,3 +165,47 @@ def test_a_difference_of_zero_reads_as_words(project):
     slide = render(project, '<!-- .slide: timing=30 -->\n## X\n\n{{ result("arith.tensor_sum").total | sci }} and '
                             '{{ result("arith.tensor_sum").tiny | sci }}\n', results=results)
     assert "<p>exactly 0 and 3.2e-07</p>" in slide.html
+
+
+def test_a_cut_listing_shows_its_lines_and_keeps_the_whole_one_click_away(project):
+    html = render(project, '## Cut\n\n{{ code("arith.tensor_sum", lines="2:3") }}\n').html
+    shown, _, full = html.partition('<details class="full-listing">')
+    assert "demos/arith.py:7 · tensor_sum · lines 2–3" in shown
+    assert "arange" in shown and "summing" in shown and "return" not in shown and "def" not in shown
+    assert "all 4 lines" in full and '<span class="k">def</span>' in full and "return" in full
+    assert shown.count("<pre") == 1 and '<pre><span></span><span class="n">x</span>' in shown   # dedented
+
+
+def test_a_cut_in_parts_marks_each_gap(project):
+    html = render(project, '## Cut\n\n{{ code("arith.tensor_sum", lines="1,3") }}\n').html
+    shown = html.partition('<details')[0]
+    assert "tensor_sum · lines 1, 3" in shown and "arange" not in shown and "summing" in shown
+    code = re.sub(r"<[^>]+>", "", shown.partition("<pre")[2])
+    assert '\n    ...\n    print("summing"' in code.replace("&quot;", '"')           # the gap, at the next line's indent
+
+
+@pytest.mark.parametrize("lines, message", [
+    ("x", r'lines must be "FIRST:LAST"'), ("3:2", "the listing has lines 1 to 4"), ("0:2", "lines 1 to 4"),
+    ("1:9", "lines 1 to 4"), ("1:2,3", "with a gap between")])
+def test_a_bad_cut_names_the_slide_line_and_what_is_wrong(project, lines, message):
+    with pytest.raises(BuildError, match=r"slides/50-x\.md:3: .*" + message):
+        render(project, f'## Cut\n\n{{{{ code("arith.tensor_sum", lines="{lines}") }}}}\n')
+
+
+def test_a_cut_of_more_than_12_lines_is_refused(project):
+    (project / "demos" / "long.py").write_text("def long(device, size):\n" + "    x = 1\n" * 20)
+    with pytest.raises(BuildError, match="shows 13 lines; a slide shows at most 12"):
+        render(project, '## Cut\n\n{{ code("long.long", lines="1:13") }}\n')
+
+
+def test_measured_results_carry_where_they_were_measured_and_others_do_not(project):
+    measured = {DemoCall("arith.tensor_sum"): result(measured={"speedup": 2.0})}
+    badge = "measured on cpu (test) · torch 2.13.0 · 2026-11-25"
+    assert badge in render(project, '## T\n\n{{ table("arith.tensor_sum") }}\n', measured).html
+    assert badge in render(project, '## F\n\n{{ figure("arith.tensor_sum") }}\n', measured).html
+    assert badge in render(project, '## T\n\n{{ timings("arith.tensor_sum") }}\n').html
+    assert badge in render(project, '## S\n\nstep {{ result("arith.tensor_sum").timings.step }}\n\n'
+                                    '{{ measured_on("arith.tensor_sum") }}\n').html
+    plain = {DemoCall("arith.tensor_sum"): result(timings={})}
+    assert "measured on" not in render(project, '## F\n\n{{ figure("arith.tensor_sum") }}\n', plain).html
+    assert "measured on" not in render(project, '## T\n\n{{ table("arith.tensor_sum") }}\n', plain).html

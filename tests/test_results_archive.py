@@ -40,7 +40,7 @@ def test_results_exported_on_one_machine_build_the_deck_on_another(project, tmp_
     stale = run_build(laptop, "--results", str(archive))
     assert stale.returncode == 0 and ran(stale) == []                         # reported, not rerun
     assert re.search(r"stale: words.shout ran on cpu .* and since then demos/words.py changed", stale.stderr)
-    assert "words.shout <strong>(stale:" in (laptop / "dist" / "index.html").read_text()
+    assert "words.shout <strong>(stale)</strong>" in (laptop / "dist" / "index.html").read_text()
     asked = run_build(laptop, "--results", str(archive), "--rerun", "words.shout")
     assert ran(asked) == ["words.shout"] and "the word is HOWDY" in (laptop / "dist" / "index.html").read_text()
 

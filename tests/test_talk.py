@@ -103,7 +103,7 @@ def test_the_talk_ends_on_its_closing_with_backup_slides_after_it(deck):
 
 
 def test_rehearsal_flags_no_slide_whose_notes_are_too_long_to_say(talk):
-    """notes --times reads each slide's rendered notes against its budget (160 words a minute)."""
+    """notes --times reads each slide's rendered notes against its budget (160 words a minute, 130 with code)."""
     rehearsal = run_build(REPO, "notes", "--times", "--size", "small", "--out", str(talk), timeout=1800)
     assert rehearsal.returncode == 0, rehearsal.stderr
     assert "total:" in rehearsal.stdout and "too long to say" not in rehearsal.stdout, rehearsal.stdout

@@ -85,3 +85,18 @@ def test_code_shown_on_a_slide_fits_on_it():
             lines = source.rstrip().splitlines()
             assert len(lines) <= 20, f"{reference.file}:{reference.line}: {reference.target} is {len(lines)} lines"
             assert max(map(len, lines)) <= 90, f"{reference.target} has a line too wide for a slide"
+
+
+def test_rehearsal_paces_slides_with_code_slower_than_those_without(capsys):
+    """130 words a minute of notes where a listing is on the slide, 160 elsewhere."""
+    import build
+    from deck.render import RenderedDeck, RenderedSlide
+
+    def slide(number: int, html: str) -> RenderedSlide:  # 140 words for a minute
+        return RenderedSlide(number=number, title="t", timing=60, location=f"slides/x.md:{number}",
+                             html=html, notes_html="", notes_text="word " * 140)
+    listing = '<div class="highlight"><pre><span>x = 1</span></pre></div>'
+    deck = RenderedDeck(slides=[slide(1, "<p>prose only</p>"), slide(2, listing)], footer="")
+    build.print_times(deck, {"target_minutes": 45})
+    flagged = [line for line in capsys.readouterr().out.splitlines() if "too long to say" in line]
+    assert len(flagged) == 1 and "slide 2 " in flagged[0] and "130 words a minute" in flagged[0]
