@@ -1,5 +1,6 @@
 """The claims the "Building complex models" slides make, checked at size small."""
 import math
+import os
 import subprocess
 import sys
 
@@ -154,10 +155,12 @@ def test_gelu_by_hand_is_gelu():
     torch.testing.assert_close(models.gelu_by_hand(x), torch.nn.functional.gelu(x, approximate="tanh"))
 
 
-def test_the_module_runs_from_the_command_line():
+@pytest.mark.slow
+def test_the_module_runs_from_the_command_line(tmp_path):
+    # its own TMPDIR: `python -m demos.NAME` writes each demo's figures to a new temporary folder, and keeps it
     done = subprocess.run(
         [sys.executable, "-m", "demos.models", "--size", "small",
          "--device", "cpu", "compose_modules", "checkpoint_roundtrip"],
-        capture_output=True, text=True, timeout=120)
+        capture_output=True, text=True, timeout=120, env=dict(os.environ, TMPDIR=str(tmp_path)))
     assert done.returncode == 0, done.stderr
     assert "n_parameters" in done.stdout and "identical = True" in done.stdout

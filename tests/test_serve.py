@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from conftest import REPO, run_build
+from conftest import REPO, build_here
 from deck.browser import chromium
 from test_faults import workers_of
 
@@ -31,9 +31,9 @@ def wait_for(condition, timeout: float = 30, every: float = 0.05):
 
 
 @pytest.fixture
-def server(project):
-    """`python build.py serve` on a free port; yields (project, base url, process)."""
-    assert run_build(project).returncode == 0
+def server(built_project):
+    """`python build.py serve` on a free port, on a built talk; yields (project, base url, process)."""
+    project = built_project
     # Ctrl-C's default action even where the tests run as a background job, which inherits SIGINT ignored
     process = subprocess.Popen([sys.executable, str(REPO / "build.py"), "--root", str(project), "serve",
                                 "--port", "0"], stderr=subprocess.PIPE, text=True,
@@ -63,6 +63,7 @@ def listening_addresses(port: int) -> list[str]:
     return found
 
 
+@pytest.mark.slow
 def test_serves_on_loopback_and_rebuilds_on_a_prose_edit(server):
     project, url, process = server
     assert url.startswith("http://127.0.0.1:")
@@ -86,14 +87,14 @@ def test_a_port_in_use_is_an_error_before_anything_is_built(project):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        started = subprocess.run([sys.executable, str(REPO / "build.py"), "--root", str(project), "serve",
-                                  "--port", str(port)], capture_output=True, text=True, timeout=60)
+        started = build_here(project, "serve", "--port", str(port))
     assert started.returncode == 1
     assert f"error: port {port} on 127.0.0.1 is already in use" in started.stderr
     assert f"--port {port + 1}" in started.stderr and "Traceback" not in started.stderr
     assert not (project / "dist").exists() and not (project / ".cache").exists()   # nothing was built
 
 
+@pytest.mark.slow
 def test_a_demo_edit_reruns_only_that_demo(server):
     project, url, process = server
     module = project / "demos" / "words.py"
@@ -108,6 +109,7 @@ def test_a_demo_edit_reruns_only_that_demo(server):
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 def test_the_page_reloads_on_its_slide_and_shows_build_errors(server):
     project, url, process = server
     slide = project / "slides" / "20-more.md"
