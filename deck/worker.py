@@ -52,9 +52,9 @@ def main() -> None:
     replies = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)  # stray prints of the server go to the terminal, never into the replies
     scratch = tempfile.mkdtemp(prefix="deck-worker-")
-    # torch's compiler cache (TMPDIR/torchinductor_USER by default, made at import) goes with the scratch
-    # folder: a build leaves nothing in TMPDIR, and a compile time is measured cold
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(scratch, "torchinductor"))
+    # Demos, and the libraries they import, get the scratch folder as their TMPDIR: what they leave there
+    # (torch's compiler cache, onnxruntime's session file) goes with it, so a compile is measured cold
+    os.environ["TMPDIR"] = tempfile.tempdir = scratch
     for number in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(number, lambda *_: shut_down(scratch))
     try:

@@ -8,12 +8,16 @@ The run's temporary folder
     still in ``TMPDIR`` then, other than empty per-talk scratch folders, was left behind by a test,
     a build or a demo: the run lists it and fails.
 
+Torch, where a test module imports it, runs on one thread in this process (``torch_on_one_thread``).
+
 Fixtures
     ``project``        a fresh copy of the fixture talk (``tests/fixture/``), never built: for cold builds.
     ``fixture_build``  the session's one cold build of the fixture talk (``Build``: returncode, stdout,
                        stderr, root); starts the demo server once per session (per xdist worker).
     ``built_project``  a copy of that built talk, ``.cache/`` and ``dist/`` included: a rebuild is warm and
                        starts no demo server unless the test changes what a demo reads.
+    ``demo_tmpdir``    TMPDIR inside the test's ``tmp_path``, as the demo server gives demos: for tests
+                       that run demos in this process.
     ``talk_build``     the real talk (this repository) built once per session at ``--size small``
                        (``TalkBuild``: out folder, results archive); compiles on a fresh clone: slow tests only.
 
@@ -110,12 +114,32 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
             terminalreporter.write_line(f"  … and {len(leftovers) - 50} more")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def torch_on_one_thread():
+    """Demos tested in this process run torch on one thread: their values are checked, not their speed, and
+    on a shared 2-core machine a second thread spinning for a busy core makes them several times slower.
+    (Builds' demo servers keep torch's own choice.)"""
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+
+
 def scratch_dir(root: Path) -> Path:
     """The temporary-files folder (TMPDIR) of builds of this talk in tests, so a test sees only its own.
     Short, because Chromium puts a Unix socket in it and a socket's path has at most 107 characters."""
     path = Path(tempfile.gettempdir()) / f"{SCRATCH_PREFIX}{hashlib.sha256(str(root).encode()).hexdigest()[:10]}"
     path.mkdir(exist_ok=True)
     return path
+
+
+@pytest.fixture
+def demo_tmpdir(tmp_path: Path, monkeypatch) -> Path:
+    """A TMPDIR of the test's own, as the demo server gives each build's demos: for tests that run demos in
+    this process, whose libraries leave files there (onnxruntime writes a session file on import)."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setenv("TMPDIR", str(folder))
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
 
 
 # --- builds ---------------------------------------------------------------------------------------
