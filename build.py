@@ -17,7 +17,6 @@ import argparse
 import signal
 import sys
 import time
-import tomllib
 from pathlib import Path
 
 from markupsafe import Markup
@@ -26,8 +25,10 @@ from deck.archive import export_archive
 from deck.boundary import check_inside
 from deck.browser import write_pdfs
 from deck.catalog import load_catalog
+from deck.config import check_timeouts, read_config
 from deck.errors import BuildError, closest
-from deck.output import content_security_policy, link_tags, output_lock, third_party_assets, write_atomically
+from deck.output import (check_output_folder, content_security_policy, link_tags, output_lock, own_output_folder,
+                         third_party_assets, write_atomically)
 from deck.provenance import footer_text, provenance_rows, provenance_slide
 from deck.references import scan
 from deck.render import (RenderedDeck, RenderedSlide, SlideRenderer, format_minutes, make_environment,
@@ -39,13 +40,15 @@ from deck.slide_functions import pygments_css
 from deck.slides import load_slides
 
 BUILDER = Path(__file__).resolve().parent
-DEFAULT_TALK = {"title": "Untitled talk", "subtitle": "", "presenter": "", "date": "", "repository": "",
-                "target_minutes": 45}
 WORDS_PER_MINUTE = 160   # notes --times flags a slide whose notes need more than this to be said in its budget
 
 
 def main(argv: list[str] | None = None) -> int:
-    options = parse_arguments(argv)
+    try:
+        options = parse_arguments(argv)
+    except BuildError as error:   # pyproject.toml's [tool.deck]
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     for number in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(number, stop_like_ctrl_c)
     if not options.talk["presenter"]:
@@ -80,15 +83,18 @@ def stop_like_ctrl_c(signal_number, frame):
 
 
 def locked_build(options: argparse.Namespace) -> RenderedDeck:
+    check_output_folder(options.out, options.root, BUILDER)   # before the lock: a refused build writes nothing
     with output_lock(options.out, options.cache):
         return build(options)
 
 
 def build(options: argparse.Namespace) -> RenderedDeck:
+    own_output_folder(options.out, options.root, BUILDER)
     if options.templates.is_relative_to(options.root):
         check_inside(options.templates, options.root)
     slides = load_slides(options.root / "slides", options.root)
     catalog = load_catalog(options.root / "demos", options.root)
+    check_timeouts(options.config, catalog.demo_names, options.root / "pyproject.toml")
     environment = make_environment(options.templates)
     found = scan(slides, catalog, environment, options.cache / "scan.json")
     for name in options.rerun:
@@ -180,13 +186,13 @@ def total_line(deck: RenderedDeck, talk: dict) -> str:
 
 
 def run_settings(options: argparse.Namespace) -> RunSettings:
-    deck_config = options.config
+    config = options.config
     return RunSettings(root=options.root, builder=BUILDER, cache_dir=options.cache,
                        device=options.device, size=options.size,
                        # --timeout applies to every demo; otherwise [tool.deck] sets a default and per-demo limits
-                       timeout_s=options.timeout or deck_config.get("demo_timeout_s", 600),
-                       timeouts={} if options.timeout else deck_config.get("timeouts", {}),
-                       env=tuple(deck_config.get("env", ())), keep_going=options.keep_going,
+                       timeout_s=options.timeout or config.demo_timeout_s,
+                       timeouts={} if options.timeout else dict(config.timeouts),
+                       env=config.env, keep_going=options.keep_going,
                        rerun=tuple(options.rerun), fresh=options.fresh, results_archive=options.results)
 
 
@@ -239,18 +245,8 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     options.cache = options.root / ".cache" / "deck"
     options.templates = options.root / "templates" if (options.root / "templates").is_dir() else BUILDER / "templates"
     options.config = read_config(options.root / "pyproject.toml")
-    options.talk = {**DEFAULT_TALK, **{k: v for k, v in options.config.items() if k in DEFAULT_TALK}}
+    options.talk = options.config.talk
     return options
-
-
-def read_config(pyproject: Path) -> dict:
-    try:
-        with open(pyproject, "rb") as stream:
-            return tomllib.load(stream).get("tool", {}).get("deck", {})
-    except FileNotFoundError:
-        return {}
-    except tomllib.TOMLDecodeError as error:
-        raise SystemExit(f"error: {pyproject}: {error}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ and stops the build when it is false::
 
 The name=value pairs are the ``result("m.f").NAME`` and ``result("m.f").timings.NAME``
 leaves of the expression, found in the template's syntax tree when it is parsed.
-Every claim evaluated is appended to ``environment.claims_log``.
+Every claim evaluated is appended to the list the render variable ``CLAIMS`` holds:
+each slide has its own (deck/render.py).  An expression that is not a boolean is an
+error naming the slide's line, never a claim that silently holds.
 
 Timings are compared by their spread, not their medians: ``faster(a, b)`` holds
 only when all of a's spread (median ± half the interquartile range) lies below
@@ -19,12 +21,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from jinja2 import nodes
+from jinja2 import Undefined, nodes
 from jinja2.ext import Extension
 from markupsafe import Markup
 
 from deck.errors import BuildError
-from deck.result import Result, Timing, format_seconds
+from deck.result import Timing, format_seconds
+from deck.slide_functions import FailedValues, Values
 
 
 @dataclass
@@ -35,12 +38,11 @@ class Claim:
     line: int
 
 
+CLAIMS = "deck claims"   # the render variable holding the list a slide's claims go to (slide text cannot name it)
+
+
 class ClaimExtension(Extension):
     tags = {"claim"}
-
-    def __init__(self, environment):
-        super().__init__(environment)
-        environment.extend(claims_log=[])
 
     def parse(self, parser):
         lineno = next(parser.stream).lineno
@@ -51,33 +53,45 @@ class ClaimExtension(Extension):
         names = nodes.List([nodes.Const(name) for name, _, _ in leaves])
         values = nodes.List([node for _, node, _ in leaves])
         owners = nodes.List([owner for _, _, owner in leaves])
-        line = nodes.Const(lineno)
-        check = self.call_method("_check", [expression, statement, names, values, owners, line])
-        skip = self.call_method("_skip", [statement, line])
+        line, context = nodes.Const(lineno), nodes.ContextReference()
+        check = self.call_method("_check", [context, expression, statement, names, values, owners, line])
+        skip = self.call_method("_skip", [context, statement, line])
         usable = self.call_method("_usable", [owners])
         return nodes.If(usable, [nodes.Output([check])], [], [nodes.Output([skip])], lineno=lineno)
 
     def _usable(self, owners) -> bool:
-        return not any(type(owner).__name__ == "FailedValues" for owner in owners)
+        return not any(isinstance(owner, FailedValues) for owner in owners)
 
-    def _skip(self, statement: str, line: int) -> str:
-        self.environment.claims_log.append(Claim(statement, None, "a demo it rests on failed", line))
+    def _skip(self, context, statement: str, line: int) -> str:
+        context[CLAIMS].append(Claim(str(statement), None, "a demo it rests on failed", line))
         return ""
 
-    def _check(self, holds, statement: str, names, values, owners, line: int) -> str:
-        results = [(name, value, owner) for name, value, owner in zip(names, values, owners) if is_result(owner)]
+    def _check(self, context, holds, statement: str, names, values, owners, line: int) -> str:
+        if not isinstance(statement, str):
+            raise BuildError(f"a claim's statement must be a quoted string, not {what_it_is(statement)}", line=line)
+        if not isinstance(holds, bool):
+            raise BuildError(f'claim "{statement}": its expression gives {what_it_is(holds)}, not true or false; '
+                             'write a comparison, e.g. result("m.f").max_diff < 1e-6', line=line)
+        results = [(name, value, owner) for name, value, owner in zip(names, values, owners)
+                   if isinstance(owner, Values)]
         detail = ", ".join(f"{name}={describe(value)}" for name, value, _ in results)
-        self.environment.claims_log.append(Claim(statement, bool(holds), detail, line))
+        context[CLAIMS].append(Claim(statement, holds, detail, line))
         if not holds:
-            devices = dict.fromkeys(owner._result.provenance.device_name for _, _, owner in results)
+            devices = dict.fromkeys(owner.provenance.device_name for _, _, owner in results if owner.provenance)
             raise BuildError(f'claim "{statement}" is false on {" and ".join(devices) or "this build"}'
                              + (f": {detail}" if detail else ""), line=line)
         return ""
 
 
-def is_result(owner) -> bool:
-    """A demo's values (``result("m.f")``), whose provenance names the device it ran on."""
-    return isinstance(getattr(owner, "_result", None), Result) and owner._result.provenance is not None
+def what_it_is(value) -> str:
+    """A value a claim cannot use, as its error names it."""
+    if isinstance(value, Undefined):
+        return "an undefined name"
+    if value is None:
+        return "none (no value)"
+    kinds = {str: "a string", int: "a number", float: "a number", list: "a list", tuple: "a list", dict: "a dict"}
+    shown = repr(value) if isinstance(value, str) else describe(value)
+    return f"{kinds.get(type(value), type(value).__name__)} ({shown[:60]})"
 
 
 def result_leaves(expression: nodes.Node) -> list[tuple[str, nodes.Node, nodes.Node]]:

@@ -1,13 +1,17 @@
-"""Write the deck: into a temporary folder first, then moved into place in one step.
+"""Write the deck: into a temporary folder first, then swapped into place in one step.
 
-A failed or interrupted build never touches the last good deck, and two builds
-of the same output take turns (a lock), so the deck is never a mix of both.
+The output folder is the builder's alone: it writes only into one that is new,
+empty or marked as its own.  A failed, interrupted or killed build leaves the
+last good deck whole, and two builds of the same output take turns (a lock),
+so the deck is never a mix of both.
 The deck carries a Content-Security-Policy that lets only its own scripts run.
 """
 from __future__ import annotations
 
 import base64
 import contextlib
+import ctypes
+import errno
 import fcntl
 import hashlib
 import os
@@ -134,33 +138,125 @@ def output_lock(out_dir: Path, cache_dir: Path):
         yield
 
 
-def write_atomically(files: dict[str, bytes | str], out_dir: Path) -> None:
-    """Write files into a fresh folder beside out_dir, then swap it in."""
-    parent = out_dir.resolve().parent
+MARKER = ".deck-output"   # in every output folder the builder writes: the folder is its to replace
+MARKER_TEXT = "This folder is written by the talk's builder; every build replaces all of it.\n"
+
+
+def own_output_folder(out_dir: Path, root: Path, builder: Path) -> None:
+    """Check that ``out_dir`` is the builder's to replace, before anything runs; then put back a deck an
+    interrupted swap left aside, and remove what earlier builds left beside the folder."""
+    check_output_folder(out_dir, root, builder)
+    out_dir = out_dir.resolve()
+    leftovers = [path for kind in ("tmp", "old")
+                 for path in sorted(out_dir.parent.glob(f".{out_dir.name}.{kind}-*"))]
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=parent))
+        set_aside = [path for path in leftovers if ".old-" in path.name]
+        if set_aside and not out_dir.exists():   # killed between the two renames of swap_in's fallback
+            os.rename(set_aside[-1], out_dir)
+        for path in leftovers:
+            shutil.rmtree(path, ignore_errors=True)
+    except OSError as error:
+        raise BuildError(f"cannot tidy the output folder {out_dir}: {error.strerror or error}") from None
+
+
+def check_output_folder(out_dir: Path, root: Path, builder: Path) -> None:
+    """A build replaces its whole output folder, so it writes only into one that is missing, empty, or
+    marked as its own; anything that is or holds the talk or the builder is refused."""
+    out = out_dir.resolve()
+    refuse = f"cannot write the deck to {out}: "
+    for folder, what in ((root.resolve(), "the talk's folder"), (builder.resolve(), "the builder's folder")):
+        if folder.is_relative_to(out):
+            raise BuildError(refuse + (f"it is {what}" if folder == out else f"it holds {what}, {folder}")
+                             + "; a build replaces its whole output folder: use --out with a folder of its "
+                             f"own (the default is {root.resolve() / 'dist'})")
+    for folder in (root / "slides", root / "demos", root / "templates",
+                   builder / "deck", builder / "templates", builder / "node_modules"):
+        if out.is_relative_to(folder.resolve()):
+            raise BuildError(refuse + f"it is inside {folder.resolve()}, which holds the talk's or the builder's "
+                             "own files; use --out with a folder of its own")
+    if out.exists() and not out.is_dir():
+        raise BuildError(refuse + "it is a file, not a folder")
+    try:
+        entries = sorted(os.listdir(out)) if out.is_dir() else []
+    except OSError as error:
+        raise BuildError(refuse + (error.strerror or str(error))) from None
+    if entries and MARKER not in entries:
+        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+        raise BuildError(refuse + f"it holds files this builder did not write ({shown}) and a build replaces "
+                         "the whole folder; use a new or empty folder (a deck built before output folders "
+                         f"were marked with {MARKER}: delete it, then build again)")
+
+
+def write_atomically(files: dict[str, bytes | str], out_dir: Path) -> None:
+    """Write files into a fresh folder beside out_dir, then swap it in: out_dir is always a whole deck,
+    the last one or the new one, even if the build is killed at any point."""
+    target = out_dir.resolve()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    except OSError as error:
+        raise BuildError(f"cannot write the deck to {out_dir}: {error.strerror or error}") from None
+    try:
+        (staging / MARKER).write_text(MARKER_TEXT)
         umask = os.umask(0)
         os.umask(umask)
         staging.chmod(0o777 & ~umask)
-    except OSError as error:
-        raise BuildError(f"cannot write the deck to {out_dir}: {error.strerror or error}") from None
-    old = parent / f".{out_dir.name}.old-{os.getpid()}"
-    try:
         for name, content in files.items():
             path = staging / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(content.encode() if isinstance(content, str) else content)
-        # From here to the end, SIGINT/SIGTERM wait: the swap is two renames and must not stop between them.
-        with signals_deferred():
-            if out_dir.exists():
-                os.rename(out_dir, old)
-            os.rename(staging, out_dir)
+        swap_in(staging, target)
     except OSError as error:
         raise BuildError(f"cannot write the deck to {out_dir}: {error.strerror or error}") from None
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)   # after an exchange, the previous deck
+
+
+def swap_in(staging: Path, out_dir: Path) -> None:
+    """Put the staging folder at out_dir; the previous deck, if any, ends up at the staging path.
+
+    Where the system can exchange two paths in one step (Linux, macOS), out_dir is never missing.
+    Elsewhere it takes two renames; a kill between them leaves the previous deck beside out_dir as
+    .NAME.old-PID, which the next build puts back before it starts (own_output_folder)."""
+    if not out_dir.exists():
+        os.rename(staging, out_dir)
+        return
+    if exchange(staging, out_dir):
+        return
+    old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+    with signals_deferred():   # SIGINT/SIGTERM wait until both renames are done
+        os.rename(out_dir, old)
+        try:
+            os.rename(staging, out_dir)
+        except OSError:
+            os.rename(old, out_dir)
+            raise
+    os.rename(old, staging)
+
+
+AT_FDCWD, RENAME_EXCHANGE, RENAME_SWAP = -100, 2, 2
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one system call (Linux renameat2, macOS renamex_np); False where the
+    system or the file system cannot."""
+    libc = ctypes.CDLL(None, use_errno=True) if sys.platform in ("linux", "darwin") else None
+    if libc is not None and hasattr(libc, "renameat2"):
+        call = libc.renameat2
+        call.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+        failed = call(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE)
+    elif libc is not None and hasattr(libc, "renamex_np"):
+        call = libc.renamex_np
+        call.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_uint]
+        failed = call(os.fsencode(a), os.fsencode(b), RENAME_SWAP)
+    else:
+        return False
+    if not failed:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
 
 
 @contextlib.contextmanager

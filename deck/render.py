@@ -26,7 +26,7 @@ from markdown.util import ETX, STX
 from markupsafe import Markup, escape
 
 from deck.catalog import Catalog
-from deck.claims import GLOBALS as CLAIM_GLOBALS, ClaimExtension
+from deck.claims import CLAIMS, GLOBALS as CLAIM_GLOBALS, Claim, ClaimExtension
 from deck.errors import BuildError
 from deck.result import DemoCall, Result, format_seconds
 from deck.slide_functions import PYGMENTS_STYLE, Block, SlideFunctions
@@ -97,34 +97,31 @@ def page_environment(templates_dir: Path, cache_dir: Path) -> jinja2.Environment
     return environment
 
 
+PAGE = "deck page"   # the render variable holding the slide's SlidePage (a name slide text cannot write)
+
+
 class StashValues(Preprocessor):
     """Put each marked value or block into Markdown's stash; runs after Markdown's own clean-up."""
 
-    def __init__(self, md: markdown.Markdown, renderer: "SlideRenderer"):
+    def __init__(self, md: markdown.Markdown, page: "SlidePage"):
         super().__init__(md)
-        self.renderer = renderer
+        self.page = page
 
     def run(self, lines: list[str]) -> list[str]:
-        text = self.renderer.markers.sub(lambda m: self.md.htmlStash.store(self.renderer.pending[m.group(0)]),
-                                         "\n".join(lines))
+        text = self.page.markers.sub(lambda m: self.md.htmlStash.store(self.page.pending[m.group(0)]),
+                                     "\n".join(lines))
         return text.split("\n")
 
 
-class SlideRenderer:
-    def __init__(self, environment: SandboxedEnvironment, pages: jinja2.Environment, catalog: Catalog,
-                 results: dict[DemoCall, Result], talk: dict, keep_going: bool = False,
-                 slide_errors: dict | None = None):
-        self.environment, self.pages = environment, pages
-        self.catalog, self.results, self.talk = catalog, results, talk
-        self.keep_going = keep_going
-        self.slide_errors = slide_errors or {}  # reference errors found by the scan (--keep-going)
-        nonce = secrets.token_hex(8)
+class SlidePage:
+    """What rendering one slide collects: the values and blocks on their way past Markdown, the
+    slide's claims and its figures. Each slide gets a new one, so nothing carries over."""
+
+    def __init__(self, nonce: str):
         self.marker = f"deck{nonce}v{{}}e"
         self.markers = re.compile(f"deck{nonce}v[0-9]+e")
         self.pending: dict[str, str] = {}
-        self.functions = SlideFunctions(catalog, results, pages.get_template("blocks.html.j2").module, self.block)
-        environment.globals.update(talk=talk, **self.functions.globals())
-        environment.finalize = self.keep_out_of_markdown
+        self.claims: list[Claim] = []
         self.markdown = markdown.Markdown(
             extensions=["extra", "attr_list", "sane_lists", "codehilite"],
             extension_configs={"codehilite": {"guess_lang": False, "css_class": "highlight",
@@ -132,11 +129,13 @@ class SlideRenderer:
         self.markdown.preprocessors.register(StashValues(self.markdown, self), "deck_values", 29)
 
     def keep_out_of_markdown(self, value) -> Markup:
-        """Jinja's finalize: every output becomes a marker; HTML the deck made stays HTML, the rest is escaped."""
+        """Every output becomes a marker; HTML the deck made stays HTML, the rest is escaped."""
         if isinstance(value, Block):
             return value
         marker = self.marker.format(len(self.pending))
         text = str(escape(value))   # HTML the deck made (it has __html__) stays, anything else is escaped
+        # Output of a macro or {% set %} block already went through here: put its values back in.
+        text = self.markers.sub(lambda found: self.pending.get(found.group(0), ""), text)
         self.pending[marker] = text.replace(STX, "").replace(ETX, "")   # what Markdown's stash markers are made of
         return Markup(marker)
 
@@ -146,12 +145,41 @@ class SlideRenderer:
         self.pending[marker] = str(rendered)
         return Block(f"\n\n{marker}\n\n")
 
+    def convert(self, expanded: str) -> str:
+        self.markdown.reset()
+        return self.markdown.convert(expanded)
+
+
+@jinja2.pass_context
+def keep_out_of_markdown(context, value) -> Markup:
+    """Jinja's finalize: the slide being rendered keeps the value away from Markdown."""
+    page = context.get(PAGE)
+    if page is None:   # a template the slide imported without its context
+        raise BuildError('a template a slide imports must share its context: {% import "NAME" as x with context %}')
+    return page.keep_out_of_markdown(value)
+
+
+class SlideRenderer:
+    """Renders slides with one build's results. It holds only what every slide shares, unchanged once
+    made; what one slide collects lives in that slide's SlidePage."""
+
+    def __init__(self, environment: SandboxedEnvironment, pages: jinja2.Environment, catalog: Catalog,
+                 results: dict[DemoCall, Result], talk: dict, keep_going: bool = False,
+                 slide_errors: dict | None = None):
+        # An overlay: slide text's environment with this renderer's finalize; the scan's is left as it is.
+        self.environment = environment.overlay(finalize=keep_out_of_markdown)
+        self.catalog, self.results, self.talk = catalog, results, talk
+        self.macros = pages.get_template("blocks.html.j2").module
+        self.keep_going = keep_going
+        self.slide_errors = slide_errors or {}  # reference errors found by the scan (--keep-going)
+        self.nonce = secrets.token_hex(8)
+
     # --- one slide ------------------------------------------------------------------------------
-    def render_text(self, source: str, slide: Slide) -> str:
+    def render_text(self, source: str, slide: Slide, variables: dict) -> str:
         """The HTML of a slide's body or notes; errors carry FILE:LINE."""
         try:
             template = self.environment.from_string(source)
-            expanded = template.render()
+            expanded = template.render(variables)
         except BuildError as error:
             error.file, error.line = slide.file, error.line or template_line(error, slide)
             raise
@@ -160,35 +188,32 @@ class SlideRenderer:
         except Exception as error:  # a template that fails at render time: name the line
             raise BuildError(f"template error: {error.__class__.__name__}: {error}",
                              file=slide.file, line=template_line(error, slide)) from None
-        self.markdown.reset()
-        try:
-            return self.markdown.convert(expanded)
-        finally:
-            self.pending.clear()
+        return variables[PAGE].convert(expanded)
 
     def render_slide(self, slide: Slide) -> RenderedSlide:
-        self.functions.figures_on_slide = []
-        self.environment.claims_log = []
+        page = SlidePage(self.nonce)
+        functions = SlideFunctions(self.catalog, self.results, self.macros, page.block)
+        variables = {"talk": self.talk, **functions.globals(), PAGE: page, CLAIMS: page.claims}
         try:
             if slide.number in self.slide_errors:
                 raise BuildError("\n".join(str(e) for e in self.slide_errors[slide.number]))
-            body_html = self.render_text(slide.body, slide)
-            notes_html = self.render_text(slide.notes, slide) if slide.notes.strip() else ""
+            body_html = self.render_text(slide.body, slide, variables)
+            notes_html = self.render_text(slide.notes, slide, variables) if slide.notes.strip() else ""
             error = ""
         except BuildError as error_:
             if not self.keep_going:
                 raise
             error = str(error_)
-            body_html = f"<h2>{html.escape(slide.title)}</h2>" + str(self.functions.macros.error_card(error))
+            body_html = f"<h2>{html.escape(slide.title)}</h2>" + str(self.macros.error_card(error))
             notes_html = f"<p>Build error: {html.escape(error)}</p>"
-        figures = self.functions.figures_on_slide
+        figures = functions.figures_on_slide
         return RenderedSlide(
             number=slide.number, title=first_heading(body_html) or slide.title, timing=slide.timing or 0,
             location=slide.location, html=body_html, notes_html=notes_html, notes_text=html_to_text(notes_html),
             id=slide.attributes.get("id", f"slide-{slide.number}"), classes=slide.attributes.get("class", ""),
             background=slide.attributes.get("background", ""), transition=slide.attributes.get("transition", ""),
             key_figure=figures[0] if figures else "", error=error,
-            claims=[dataclasses.asdict(claim) for claim in self.environment.claims_log])
+            claims=[dataclasses.asdict(claim) for claim in page.claims])
 
 
 def template_line(error: BaseException, slide: Slide) -> int:

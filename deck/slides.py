@@ -46,10 +46,21 @@ def load_slides(slides_dir: Path, root: Path) -> list[Slide]:
     if not files:
         raise BuildError(f"no slides: {display(slides_dir, root)}/ has no *.md files",
                          file=display(slides_dir, root))
+    check_distinct_names(files, root)
     slides: list[Slide] = []
     for path in files:
         slides.extend(parse_file(path, display(path, root), first_number=len(slides) + 1))
     return slides
+
+
+def check_distinct_names(files: list[Path], root: Path) -> None:
+    """Two slide files whose names differ only in case are one file on macOS and Windows file systems."""
+    seen: dict[str, Path] = {}
+    for path in files:
+        other = seen.setdefault(path.name.casefold(), path)
+        if other != path:
+            raise BuildError(f"{display(other, root)} and {display(path, root)} differ only in case: on macOS "
+                             "and Windows they are the same file; rename one", file=display(path, root))
 
 
 def parse_file(path: Path, name: str, first_number: int = 1) -> list[Slide]:

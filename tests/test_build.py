@@ -89,7 +89,7 @@ def test_single_file_inlines_every_asset(built_project, tmp_path):
     project = built_project
     build = build_here(project, "--single-file", "--out", str(tmp_path / "single"))
     assert build.returncode == 0, build.stderr
-    assert sorted(p.name for p in (tmp_path / "single").iterdir()) == ["index.html", "notes.html"]
+    assert sorted(p.name for p in (tmp_path / "single").iterdir()) == [".deck-output", "index.html", "notes.html"]
     index = (tmp_path / "single" / "index.html").read_text()
     markup = re.sub(r"<script>.*?</script>", "", index, flags=re.S)          # the HTML, not inlined JS
     assert not re.search(r'<(script|link|img)\b[^>]*\b(src|href)="(?!data:)', markup)  # nothing linked
