@@ -12,6 +12,8 @@ from deck.result import Result
 from demos._figures import HEIGHT, WIDTH
 from demos._main import demos_in
 
+pytestmark = pytest.mark.usefixtures("demo_tmpdir")   # torch.compile's headers go to TMPDIR
+
 DEMOS = ["compose_modules", "data_pipeline", "train_with_scheduler",
          "checkpoint_roundtrip", "compile_speedup", "profile_top_ops",
          "forgotten_zero_grad", "forgotten_eval"]
