@@ -7,8 +7,9 @@ STAMPS := .cache/stamps
 deck: setup
 	$(PYTHON) build.py
 
+# Two workers, a test file each at a time: most slow tests wait on a demo server, a compiler or a browser.
 test: setup-test
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest -n 2 --dist loadfile
 
 setup: $(STAMPS)/python $(STAMPS)/node
 

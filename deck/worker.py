@@ -30,6 +30,9 @@ class Server:
         self.config = config
         self.replies = replies
         self.scratch = tempfile.mkdtemp(prefix="deck-worker-")
+        # Demos, and the libraries they import, get the scratch folder as their TMPDIR: what they leave there
+        # (torch's compiler cache, onnxruntime's session file) goes with it, so a compile is measured cold
+        os.environ["TMPDIR"] = tempfile.tempdir = self.scratch
         self.running: tuple[int, ...] = ()   # the process group of the demo running now
 
     def shut_down(self, *_) -> None:

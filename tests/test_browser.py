@@ -6,9 +6,9 @@ import pytest
 
 from browser import FIGURE_SIZES, RECORD_VIOLATIONS, open_deck
 from deck.browser import PRINT_LAYOUT, chromium
-from conftest import run_build
+from conftest import build_here
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 HOSTILE_DEMO = '''
 from deck.result import Result, Table
@@ -49,8 +49,8 @@ def speaker_view(page, slide: int, notes: str):
     return speaker
 
 
-def test_fixture_deck_loads_offline_with_notes_figures_and_speaker_view(project, browser, tmp_path):
-    assert run_build(project).returncode == 0
+def test_fixture_deck_loads_offline_with_notes_figures_and_speaker_view(built_project, browser, tmp_path):
+    project = built_project
     page, errors, requests = open_deck(browser, (project / "dist" / "index.html").as_uri())
     assert errors == []
     assert page.evaluate("document.querySelectorAll('.reveal .slides > section').length") == 7                 # 6 of the talk + where-numbers-come-from
@@ -70,8 +70,9 @@ def test_fixture_deck_loads_offline_with_notes_figures_and_speaker_view(project,
     assert all(url.startswith(("file://", "data:", "about:")) for url in requests), requests
 
 
-def test_single_file_deck_works_when_copied_alone(project, browser, tmp_path):
-    assert run_build(project, "--single-file", "--out", str(tmp_path / "built")).returncode == 0
+def test_single_file_deck_works_when_copied_alone(built_project, browser, tmp_path):
+    project = built_project
+    assert build_here(project, "--single-file", "--out", str(tmp_path / "built")).returncode == 0
     alone = tmp_path / "elsewhere"
     alone.mkdir()
     shutil.copy(tmp_path / "built" / "index.html", alone / "talk.html")
@@ -90,10 +91,11 @@ PAYLOADS = ["<img src=x onerror=window.__injected='html'>", "![a](x){: onerror=w
             '"><img src=x onerror=window.__injected=\'quote\'>']
 
 
-def test_no_value_from_a_demo_becomes_markup_anywhere(project, browser, tmp_path):
+def test_no_value_from_a_demo_becomes_markup_anywhere(built_project, browser, tmp_path):
     """Every payload, in prose, heading, list, table cell, notes, alt text, caption and printed output,
     shows as its literal text in index.html, notes.html and the single-file deck: no element, attribute,
     link or script comes from it."""
+    project = built_project
     (project / "demos" / "hostile.py").write_text(f"""
 import matplotlib.pyplot as plt
 from deck.result import Figure, Result, Table
@@ -118,7 +120,7 @@ def hostile(device, size="full"):
     (project / "slides" / "30-hostile.md").write_text("\n---\n".join(slides))
     single = tmp_path / "single"
     for arguments in ((), ("--single-file", "--out", str(single))):
-        build = run_build(project, *arguments)
+        build = build_here(project, *arguments)
         assert build.returncode == 0, build.stderr
     dialogs = []
     browser.on("page", lambda page: page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss())))
@@ -142,10 +144,11 @@ def hostile(device, size="full"):
     assert dialogs == []
 
 
-def test_fragments_and_the_print_view_work_under_the_policy(project, browser):
+def test_fragments_and_the_print_view_work_under_the_policy(built_project, browser):
+    project = built_project
     (project / "slides" / "30-steps.md").write_text(
         "<!-- .slide: timing=10 -->\n## Steps\n\nOne\n{: .fragment }\n\nTwo\n{: .fragment }\n\nNote:\nStep by step.\n")
-    assert run_build(project).returncode == 0
+    assert build_here(project).returncode == 0
     index = (project / "dist" / "index.html").as_uri()
     page, errors, _ = open_deck(browser, index + "#/slide-7")
     assert page.eval_on_selector_all(".present .fragment", "f => f.length") == 2
@@ -164,8 +167,9 @@ INJECTED = '<img src=x onerror="window.__pwned = 1"><script>window.__pwned2 = 1<
 
 @pytest.mark.parametrize("built, page_name", [((), "index.html"), ((), "notes.html"), (("--single-file",), "index.html")],
                          ids=["deck", "notes", "single-file"])
-def test_markup_injected_into_a_built_page_cannot_run_script(project, browser, tmp_path, built, page_name):
-    assert run_build(project, *built, "--out", str(tmp_path / "out")).returncode == 0
+def test_markup_injected_into_a_built_page_cannot_run_script(built_project, browser, tmp_path, built, page_name):
+    project = built_project
+    assert build_here(project, *built, "--out", str(tmp_path / "out")).returncode == 0
     path = tmp_path / "out" / page_name
     html = path.read_text()
     policy = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">', html).group(1)

@@ -12,6 +12,8 @@ from deck.result import Result
 from demos._figures import HEIGHT, WIDTH
 from demos._main import demos_in
 
+pytestmark = pytest.mark.usefixtures("demo_tmpdir")   # torch.compile's headers go to TMPDIR
+
 DEMOS = ["compose_modules", "data_pipeline", "train_with_scheduler",
          "checkpoint_roundtrip", "compile_speedup", "profile_top_ops",
          "forgotten_zero_grad", "forgotten_eval"]
@@ -179,6 +181,7 @@ def test_gelu_by_hand_is_gelu():
     torch.testing.assert_close(models.gelu_by_hand(x), torch.nn.functional.gelu(x, approximate="tanh"))
 
 
+@pytest.mark.slow
 def test_the_module_runs_from_the_command_line_and_leaves_no_temporary_folder(tmp_path):
     scratch = tmp_path / "tmp"
     scratch.mkdir()

@@ -7,6 +7,8 @@ import torch
 
 from demos import production
 
+pytestmark = pytest.mark.usefixtures("demo_tmpdir")
+
 
 def _child_pids() -> set[int]:
     """Live processes whose parent is this test process (Linux /proc)."""

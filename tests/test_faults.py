@@ -1,7 +1,8 @@
 """Fault injection: whatever goes wrong, the build says what and where, and the last good deck survives.
 
-Every case runs against a copy of the fixture talk that has already been built once, and checks the
-message, the exit code, that dist/ is byte-identical, and that no staging folder or worker is left.
+Every case runs against a copy of the fixture talk built once for the session (its cache included),
+and checks the message, the exit code, that dist/ is byte-identical, and that no staging folder or
+worker is left. A case whose demo runs starts a demo server, so it is marked slow.
 """
 import os
 import re
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 from markupsafe import escape
 
-from conftest import REPO, run_build, scratch_dir, start_build
+from conftest import REPO, build_here, run_build, scratch_dir, start_build
 
 BAD_DEMOS = '''
 import os, sys, time
@@ -81,11 +82,10 @@ def workers_of(project: Path) -> list[int]:
 
 
 @pytest.fixture
-def built(project):
-    """The fixture talk built once, plus a module of misbehaving demos."""
-    assert run_build(project).returncode == 0
-    (project / "demos" / "bad.py").write_text(BAD_DEMOS)
-    return project, snapshot(project / "dist")
+def built(built_project):
+    """A built copy of the fixture talk, plus a module of misbehaving demos."""
+    (built_project / "demos" / "bad.py").write_text(BAD_DEMOS)
+    return built_project, snapshot(built_project / "dist")
 
 
 def use(project: Path, *references: str) -> None:
@@ -109,14 +109,16 @@ def assert_failed_cleanly(project: Path, before: dict, build, *messages: str) ->
     assert workers_of(project) == []
 
 
+@pytest.mark.slow
 def test_demo_raises(built):
     project, before = built
     use(project, 'demo("bad.raises")')
-    build = run_build(project)
+    build = build_here(project)
     assert_failed_cleanly(project, before, build, "slides/30-faulty.md:4: demo bad.raises raised an exception:",
                           'bad.py", line 7, in raises', "ValueError: the demo broke on purpose")
 
 
+@pytest.mark.slow
 def test_demo_hangs_and_is_killed_after_its_timeout(built):
     project, before = built
     use(project, 'demo("bad.hangs")')
@@ -129,14 +131,15 @@ def test_demo_hangs_and_is_killed_after_its_timeout(built):
     assert_failed_cleanly(project, before, faster, "timed out after 1 s")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("demo, how", [("exits", "exit status 3"), ("aborts", "killed by SIGABRT"),
                                        ("segfaults", "killed by SIGSEGV")])
 def test_demo_kills_its_own_process(built, demo, how):
     project, before = built
     use(project, f'demo("bad.{demo}")', 'result("arith.scaled", args={"factor": 5}).value')
-    build = run_build(project)
+    build = build_here(project)
     assert_failed_cleanly(project, before, build, f"slides/30-faulty.md:4: demo bad.{demo} crashed", how)
-    kept = run_build(project, "--keep-going")                                 # later demos still run
+    kept = build_here(project, "--keep-going")                                 # later demos still run
     assert kept.returncode == 0, kept.stderr
     assert re.search(r"\[2/2\] arith.scaled \.\.\. \d", kept.stderr)         # in a fresh worker
     index = (project / "dist" / "index.html").read_text()
@@ -144,6 +147,7 @@ def test_demo_kills_its_own_process(built, demo, how):
     assert workers_of(project) == []
 
 
+@pytest.mark.slow
 def test_a_flood_of_output_is_capped_and_the_builder_stays_small(built):
     project, _ = built
     use(project, 'demo("bad.floods")')
@@ -160,6 +164,7 @@ def test_a_flood_of_output_is_capped_and_the_builder_stays_small(built):
     assert len(index) < 2_000_000
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("demo, message", [
     ("returns_a_number", "demo bad.returns_a_number returned a builtins.int; a demo returns deck.result.Result"),
     ("returns_a_tensor_value", "demo bad.returns_a_tensor_value: values['loss'] is a torch.Tensor"),
@@ -167,13 +172,13 @@ def test_a_flood_of_output_is_capped_and_the_builder_stays_small(built):
 def test_demo_returns_something_unsupported(built, demo, message):
     project, before = built
     use(project, f'demo("bad.{demo}")')
-    assert_failed_cleanly(project, before, run_build(project), f"slides/30-faulty.md:4: demo bad.{demo}", message)
+    assert_failed_cleanly(project, before, build_here(project), f"slides/30-faulty.md:4: demo bad.{demo}", message)
 
 
 def test_two_demos_with_the_same_name(built):
     project, before = built
     (project / "demos" / "bad.py").write_text(BAD_DEMOS + "\n\ndef raises(device, size='full'):\n    return None\n")
-    assert_failed_cleanly(project, before, run_build(project), "demos/bad.py:", "raises is defined twice")
+    assert_failed_cleanly(project, before, build_here(project), "demos/bad.py:", "raises is defined twice")
 
 
 @pytest.mark.parametrize("reference, message", [
@@ -185,8 +190,8 @@ def test_two_demos_with_the_same_name(built):
 def test_unknown_names(built, reference, message):
     project, before = built
     use(project, reference)
-    assert_failed_cleanly(project, before, run_build(project), message)
-    kept = run_build(project, "--keep-going")                                 # the deck, with a visible card
+    assert_failed_cleanly(project, before, build_here(project), message)
+    kept = build_here(project, "--keep-going")                                 # the deck, with a visible card
     assert kept.returncode == 0, kept.stderr
     index = (project / "dist" / "index.html").read_text()
     assert 'class="error-card"' in index and str(escape(message)) in index
@@ -200,16 +205,17 @@ def test_unknown_names(built, reference, message):
 def test_malformed_slide_files(built, content, message):
     project, before = built
     (project / "slides" / "30-faulty.md").write_bytes(content)
-    assert_failed_cleanly(project, before, run_build(project), message)
+    assert_failed_cleanly(project, before, build_here(project), message)
 
 
 def test_empty_slides_folder(built):
     project, before = built
     for path in (project / "slides").iterdir():
         path.unlink()
-    assert_failed_cleanly(project, before, run_build(project), "slides: no slides: slides/ has no *.md files")
+    assert_failed_cleanly(project, before, build_here(project), "slides: no slides: slides/ has no *.md files")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["truncated", "garbled", "another version"])
 def test_damaged_cache_entries_are_rerun(built, damage):
     project, _ = built
@@ -217,7 +223,7 @@ def test_damaged_cache_entries_are_rerun(built, damage):
         text = entry.read_text()
         entry.write_text({"truncated": text[:100], "garbled": "\x00\x01" + text[::-1],
                           "another version": text.replace('"format": 2', '"format": 0')}[damage])
-    build = run_build(project)
+    build = build_here(project)
     assert build.returncode == 0, build.stderr
     assert "4 to run" in build.stderr and "discarding cache entry" in build.stderr
 
@@ -226,12 +232,13 @@ def test_output_folder_not_writable(built, tmp_path):
     project, _ = built
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    build = run_build(project, "--out", str(blocker / "dist"))
+    build = build_here(project, "--out", str(blocker / "dist"))
     assert build.returncode != 0
     assert f"cannot write the deck to {blocker / 'dist'}" in build.stderr
     assert blocker.read_text() == "not a folder" and workers_of(project) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_mid_build(built, signal_number):
     project, before = built
@@ -251,6 +258,7 @@ def test_interrupted_mid_build(built, signal_number):
     assert workers_of(project) == []
 
 
+@pytest.mark.slow
 def test_two_builds_at_once_take_turns(built):
     project, _ = built
     (project / "demos" / "words.py").write_text((project / "demos" / "words.py").read_text().replace(
@@ -278,7 +286,7 @@ def test_a_link_out_of_the_talk_is_an_error_naming_both_ends(built, tmp_path, fo
         shutil.copytree(REPO / "templates", project / "templates")
         (project / "templates" / name).unlink()
     (project / folder / name).symlink_to(outside)
-    assert_failed_cleanly(project, before, run_build(project), f"{project / folder / name} is a link to {outside}, "
+    assert_failed_cleanly(project, before, build_here(project), f"{project / folder / name} is a link to {outside}, "
                           f"outside the talk's folder {project}")
 
 
@@ -287,5 +295,5 @@ def test_a_module_name_two_files_could_mean_is_an_error(built):
     (project / "demos" / "x.y.py").write_text("def f(device, size='full'):\n    return None\n")
     (project / "demos" / "x").mkdir()
     (project / "demos" / "x" / "y.py").write_text("def f(device, size='full'):\n    return None\n")
-    assert_failed_cleanly(project, before, run_build(project), "demos/x.y.py: a demo module's name must be a "
+    assert_failed_cleanly(project, before, build_here(project), "demos/x.y.py: a demo module's name must be a "
                           "Python identifier: a demo named x.y.FUNCTION would run demos/x/y.py, not this file")

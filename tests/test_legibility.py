@@ -97,14 +97,14 @@ def build(out: Path, *args: str) -> Path:
 
 @pytest.fixture(scope="module", params=["cpu-small", "gpu-archive"])
 def measured(request, tmp_path_factory):
-    """(deck folder, per-slide measurements, slide number sizes, the page) of one build."""
-    out = tmp_path_factory.mktemp(request.param) / "dist"
+    """(deck folder, per-slide measurements, slide number sizes, the page) of one build: the session's
+    build of the talk at its small size, or a deck built from the GPU results."""
     if request.param == "gpu-archive":
         if not GPU_ARCHIVE.exists():
             pytest.skip(f"no GPU results archive at {GPU_ARCHIVE}")
-        build(out, "--results", str(GPU_ARCHIVE))
+        out = build(tmp_path_factory.mktemp(request.param) / "dist", "--results", str(GPU_ARCHIVE))
     else:
-        build(out, "--size", "small")
+        out = request.getfixturevalue("talk_build").out
     with chromium() as context:
         page, errors, _ = open_deck(context, (out / "index.html").as_uri())
         assert errors == []

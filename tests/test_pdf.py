@@ -2,15 +2,16 @@
 import pypdf
 import pytest
 
-from conftest import run_build
+from conftest import build_here
 from deck.browser import write_pdfs
 from deck.errors import BuildError
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-def test_pdf_has_one_page_per_slide_and_the_notes(project):
-    build = run_build(project, "pdf")
+def test_pdf_has_one_page_per_slide_and_the_notes(built_project):
+    project = built_project
+    build = build_here(project, "pdf")
     assert build.returncode == 0, build.stderr
     deck = pypdf.PdfReader(project / "dist" / "deck.pdf")
     index = (project / "dist" / "index.html").read_text()
@@ -23,8 +24,8 @@ def test_pdf_has_one_page_per_slide_and_the_notes(project):
     assert not list((project / "dist").glob(".*.tmp"))
 
 
-def test_pdf_fails_clearly_when_the_print_layout_never_finishes(project):
-    assert run_build(project).returncode == 0
+def test_pdf_fails_clearly_when_the_print_layout_never_finishes(built_project):
+    project = built_project
     (project / "dist" / "assets" / "deck.js").write_text("")          # reveal never starts: no print layout
     with pytest.raises(BuildError, match=r"print layout .* did not finish within 3 s \(0 pages laid out for 7 slides\)"):
         write_pdfs(project / "dist", timeout_s=3)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run_build, scratch_dir, start_build
+from conftest import REPO, build_here, scratch_dir, start_build
 from deck.errors import BuildError
 from deck.files import write_file
 
@@ -35,7 +35,7 @@ def talk(project: Path, slides: dict[str, str], demos: dict[str, str], pyproject
         (project / "pyproject.toml").write_text(pyproject)
 
 
-def ran(build: subprocess.CompletedProcess) -> list[str]:
+def ran(build) -> list[str]:
     """The demos a build ran, in order."""
     assert build.returncode == 0, build.stderr
     return re.findall(r"\[\d+/\d+\] (\S+) \.\.\.", build.stderr)
@@ -62,34 +62,35 @@ def lucky_talk(project):
     shows = 'lucky number {{ result("rnd.lucky").number }}'
     talk(project, {"10-a.md": slide(10, f"## One\n\n{shows}"), "20-b.md": slide(10, f"## Two\n\n{shows}")},
          {"demos/rnd.py": LUCKY})
-    assert ran(run_build(project)) == ["rnd.lucky"]
+    assert ran(build_here(project)) == ["rnd.lucky"]
     return project
 
 
+@pytest.mark.slow
 def test_every_slide_shows_the_new_value_after_each_rerun_path(lucky_talk, tmp_path):
     project = lucky_talk
     seen = [shown_numbers(project)]
     assert len(seen[0]) == 2 and seen[0][0] == seen[0][1]
 
-    assert ran(run_build(project, "--rerun", "rnd.lucky")) == ["rnd.lucky"]
+    assert ran(build_here(project, "--rerun", "rnd.lucky")) == ["rnd.lucky"]
     seen.append(shown_numbers(project))
     (project / "slides" / "10-a.md").write_text((project / "slides" / "10-a.md").read_text() + "\nMore prose.\n")
-    assert ran(run_build(project)) == []                    # a prose edit re-renders one slide, runs nothing
+    assert ran(build_here(project)) == []                    # a prose edit re-renders one slide, runs nothing
     assert shown_numbers(project) == seen[-1]
 
-    assert ran(run_build(project, "--fresh")) == ["rnd.lucky"]
+    assert ran(build_here(project, "--fresh")) == ["rnd.lucky"]
     seen.append(shown_numbers(project))
 
     entry = next((project / ".cache" / "deck" / "results").glob("*.json"))
     entry.write_text(entry.read_text()[:50])                # a damaged entry is discarded, the demo reruns
-    assert ran(run_build(project)) == ["rnd.lucky"]
+    assert ran(build_here(project)) == ["rnd.lucky"]
     seen.append(shown_numbers(project))
 
     archive = tmp_path / "elsewhere.tar"                    # results made by another build of the talk
     other = tmp_path / "other"
     subprocess.run(["cp", "-r", str(project), str(other)], check=True)
-    assert ran(run_build(other, "--fresh", "--export-results", str(archive))) == ["rnd.lucky"]
-    assert ran(run_build(project, "--results", str(archive))) == []
+    assert ran(build_here(other, "--fresh", "--export-results", str(archive))) == ["rnd.lucky"]
+    assert ran(build_here(project, "--results", str(archive))) == []
     seen.append(shown_numbers(project))
     assert seen[-1] == shown_numbers(other)
 
@@ -98,13 +99,14 @@ def test_every_slide_shows_the_new_value_after_each_rerun_path(lucky_talk, tmp_p
     assert len({numbers[0] for numbers in seen}) == len(seen)   # and every path showed a new one
 
 
+@pytest.mark.slow
 def test_a_cache_entry_of_the_wrong_shape_is_discarded_and_rerun(lucky_talk):
     project = lucky_talk
     entry = next((project / ".cache" / "deck" / "results").glob("*.json"))
     data = json.loads(entry.read_text())
     data["result"]["provenance"]["ran_at"] = 5
     entry.write_text(json.dumps(data))
-    build = run_build(project)
+    build = build_here(project)
     assert ran(build) == ["rnd.lucky"]
     assert "discarding cache entry" in build.stderr and "result.provenance.ran_at: expected a str, got 5" in build.stderr
 
@@ -153,28 +155,29 @@ EDITS = [                                                 # (file edited, demos 
 ]
 
 
+@pytest.mark.slow
 def test_editing_what_a_demo_read_reruns_exactly_the_demos_that_read_it(project):
     slides = {"10-all.md": slide(10, "## All\n\n" + "\n\n".join(
         f'{name}: {{{{ result("{name}").v }}}}' for name in EVERY_DEMO))}
     talk(project, slides, DEPENDENCIES, pyproject='[tool.deck]\nenv = ["DECK_TEST_LEVEL"]\n')
-    assert sorted(ran(run_build(project))) == EVERY_DEMO
+    assert sorted(ran(build_here(project))) == EVERY_DEMO
     for edited, rerun in EDITS:
         path = project / edited
         path.write_text(path.read_text().replace("1", "2") + "\n")
-        assert (edited, sorted(ran(run_build(project)))) == (edited, rerun)
-        assert (edited, ran(run_build(project))) == (edited, [])   # and then it is current again
+        assert (edited, sorted(ran(build_here(project)))) == (edited, rerun)
+        assert (edited, ran(build_here(project))) == (edited, [])   # and then it is current again
         if "1" in DEPENDENCIES.get(edited, ""):
             assert f"{rerun[0]}: 2" in (project / "dist" / "index.html").read_text()
 
 
+@pytest.mark.slow
 def test_declared_environment_variables_are_part_of_the_key(project):
     talk(project, {"10-env.md": slide(10, '## Env\n\nlevel {{ result("i.environment").v }}')},
          {"demos/i.py": DEPENDENCIES["demos/i.py"]}, pyproject='[tool.deck]\nenv = ["DECK_TEST_LEVEL"]\n')
-    environment = dict(os.environ, TMPDIR=str(scratch_dir(project)), DECK_TEST_LEVEL="3")
-    assert ran(run_build(project, env=environment)) == ["i.environment"]
+    assert ran(build_here(project, DECK_TEST_LEVEL="3")) == ["i.environment"]
     assert "level 3" in (project / "dist" / "index.html").read_text()
-    assert ran(run_build(project, env=environment)) == []
-    assert ran(run_build(project, env=dict(environment, DECK_TEST_LEVEL="4"))) == ["i.environment"]
+    assert ran(build_here(project, DECK_TEST_LEVEL="3")) == []
+    assert ran(build_here(project, DECK_TEST_LEVEL="4")) == ["i.environment"]
     assert "level 4" in (project / "dist" / "index.html").read_text()
 
 
@@ -213,15 +216,16 @@ def report(device, size="full"):
 '''
 
 
+@pytest.mark.slow
 def test_a_demo_sees_the_same_state_after_other_demos_as_alone(project):
     values = "\n\n".join(f'{name}={{{{ result("state.report").{name} }}}}' for name in
                          ("sum", "dtype", "grad", "threads", "deterministic", "random", "cwd", "env", "path",
                           "linewidth"))
     talk(project, {"10-spoil.md": slide(10, '## Spoil\n\n{{ result("state.spoil").spoiled }}'),
                    "20-report.md": slide(10, f"## Report\n\n{values}")}, {"demos/state.py": STATE})
-    assert ran(run_build(project)) == ["state.spoil", "state.report"]
+    assert ran(build_here(project)) == ["state.spoil", "state.report"]
     after_others = re.findall(r"<p>(\w+=[^<]*)</p>", (project / "dist" / "index.html").read_text())
-    assert ran(run_build(project, "--rerun", "state.report")) == ["state.report"]
+    assert ran(build_here(project, "--rerun", "state.report")) == ["state.report"]
     alone = re.findall(r"<p>(\w+=[^<]*)</p>", (project / "dist" / "index.html").read_text())
     assert after_others == alone and len(alone) == 10
     assert "sum=0.30000001192092896" in alone and "dtype=torch.float32" in alone and "env=" in alone
@@ -272,6 +276,7 @@ def alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ending", ["SIGKILL", "SIGTERM", "SIGHUP", "SIGINT"])
 def test_nothing_outlives_the_builder(project, ending):
     talk(project, {"10-linger.md": slide(10, '## Linger\n\n{{ demo("linger.lingers") }}')},
@@ -295,29 +300,31 @@ def test_nothing_outlives_the_builder(project, ending):
     assert list(scratch_dir(project).glob("deck-worker-*")) == []   # the server's scratch folder is gone
 
 
+@pytest.mark.slow
 def test_at_its_timeout_a_demo_is_killed_with_every_process_it_started(project):
     talk(project, {"10-linger.md": slide(10, '## Linger\n\n{{ demo("linger.lingers") }}')},
          {"demos/linger.py": LINGERING})
     pid_file = project.parent / "pids"
-    environment = dict(os.environ, TMPDIR=str(scratch_dir(project)), DECK_TEST_PIDS=str(pid_file))
-    build = run_build(project, "--timeout", "8", env=environment)
+    build = build_here(project, "--timeout", "8", DECK_TEST_PIDS=str(pid_file))
     assert build.returncode == 1 and "demo linger.lingers timed out after 8 s" in build.stderr
     assert not [pid for pid in map(int, pid_file.read_text().split()) if alive(pid)]
 
 
+@pytest.mark.slow
 def test_a_demo_that_exits_leaving_a_child_is_reported_at_once(project):
     talk(project, {"10-x.md": slide(10, '## X\n\n{{ demo("linger.leaves_a_child_holding_its_output") }}')},
          {"demos/linger.py": LINGERING})
     started = time.monotonic()
-    build = run_build(project, "--timeout", "60")
+    build = build_here(project, "--timeout", "60")
     assert build.returncode == 1 and "crashed: its process ended (exit status 3)" in build.stderr
     assert time.monotonic() - started < 30
 
 
+@pytest.mark.slow
 def test_a_demo_that_closes_its_streams_affects_only_itself(project):
     talk(project, {"10-x.md": slide(10, '## X\n\n{{ result("linger.closes_its_streams").closed }}\n\n'
                                          '{{ demo("words.shout") }}')}, {"demos/linger.py": LINGERING})
-    assert ran(run_build(project)) == ["linger.closes_its_streams", "words.shout"]
+    assert ran(build_here(project)) == ["linger.closes_its_streams", "words.shout"]
     assert "HELLO FROM CPU" in (project / "dist" / "index.html").read_text()
 
 

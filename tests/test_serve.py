@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from conftest import REPO, run_build, scratch_dir
+from conftest import REPO, build_here, scratch_dir
 from test_faults import workers_of
 
 
@@ -47,9 +47,9 @@ def start_serving(project, **environment) -> tuple[str, str, subprocess.Popen]:
 
 
 @pytest.fixture
-def server(project):
+def server(built_project):
     """A built fixture talk being served; yields (project, base url, process)."""
-    assert run_build(project).returncode == 0
+    project = built_project
     url, _, process = start_serving(project)
     yield project, url, process
     if process.poll() is None:
@@ -70,6 +70,7 @@ def listening_addresses(port: int) -> list[str]:
     return found
 
 
+@pytest.mark.slow
 def test_serves_on_loopback_and_rebuilds_on_a_prose_edit(server):
     project, url, process = server
     assert url.startswith("http://127.0.0.1:")
@@ -93,14 +94,14 @@ def test_a_port_in_use_is_an_error_before_anything_is_built(project):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        started = subprocess.run([sys.executable, str(REPO / "build.py"), "--root", str(project), "serve",
-                                  "--port", str(port)], capture_output=True, text=True, timeout=60)
+        started = build_here(project, "serve", "--port", str(port))
     assert started.returncode == 1
     assert f"error: port {port} on 127.0.0.1 is already in use" in started.stderr
     assert f"--port {port + 1}" in started.stderr and "Traceback" not in started.stderr
     assert not (project / "dist").exists() and not (project / ".cache").exists()   # nothing was built
 
 
+@pytest.mark.slow
 def test_a_demo_edit_reruns_only_that_demo(server):
     project, url, process = server
     module = project / "demos" / "words.py"

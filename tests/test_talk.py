@@ -1,7 +1,7 @@
 """The real talk, built at its small size, in a real browser: what the audience and the presenter get.
 
-This builds every demo of the talk (compiling included), so it takes a few minutes on a 2-core machine;
-it runs once per test session and shares the build cache with `python build.py --size small`.
+The build (every demo of the talk, compiling included: a few minutes on a 2-core machine the first
+time) is the session's one build of the talk (conftest's talk_build), whose cache is the talk's own.
 """
 from pathlib import Path
 
@@ -18,11 +18,8 @@ AXE = REPO / "node_modules" / "axe-core" / "axe.min.js"
 
 
 @pytest.fixture(scope="module")
-def talk(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("talk") / "dist"
-    build = run_build(REPO, "--size", "small", "--out", str(out), timeout=1800)
-    assert build.returncode == 0, build.stderr
-    return out
+def talk(talk_build) -> Path:
+    return talk_build.out
 
 
 @pytest.fixture(scope="module")
@@ -102,8 +99,8 @@ def test_the_talk_ends_on_its_closing_with_backup_slides_after_it(deck):
     assert "Your Name" not in title and "**" not in title
 
 
-def test_rehearsal_flags_no_slide_whose_notes_are_too_long_to_say(talk):
+def test_rehearsal_flags_no_slide_whose_notes_are_too_long_to_say(talk, tmp_path):
     """notes --times reads each slide's rendered notes against its budget (160 words a minute, 130 with code)."""
-    rehearsal = run_build(REPO, "notes", "--times", "--size", "small", "--out", str(talk), timeout=1800)
+    rehearsal = run_build(REPO, "notes", "--times", "--size", "small", "--out", str(tmp_path / "dist"), timeout=1800)
     assert rehearsal.returncode == 0, rehearsal.stderr
     assert "total:" in rehearsal.stdout and "too long to say" not in rehearsal.stdout, rehearsal.stdout
