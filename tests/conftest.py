@@ -73,14 +73,26 @@ def is_xdist_worker(config: pytest.Config) -> bool:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    if is_xdist_worker(config):
-        return
-    private = Path(tempfile.mkdtemp(prefix="deck-tests-"))
-    (private / "tmp").mkdir()
-    os.environ.update(private_environment(private))
-    tempfile.tempdir = None                       # tempfile reads TMPDIR again
-    if config.option.basetemp is None:
-        config.option.basetemp = str(private / "pytest")
+    if not is_xdist_worker(config):
+        private = Path(tempfile.mkdtemp(prefix="deck-tests-"))
+        (private / "tmp").mkdir()
+        os.environ.update(private_environment(private))
+        tempfile.tempdir = None                   # tempfile reads TMPDIR again
+        if config.option.basetemp is None:
+            config.option.basetemp = str(private / "pytest")
+    import_onnxruntime_aside(Path(os.environ[PRIVATE]))
+
+
+def import_onnxruntime_aside(private: Path) -> None:
+    """onnxruntime writes a session file into TMPDIR when it is first imported (the demos of part 5
+    import it when a test module imports them): import it once here, with TMPDIR in a folder of its own."""
+    aside = Path(tempfile.mkdtemp(prefix="onnxruntime-", dir=private))
+    before = os.environ["TMPDIR"]
+    os.environ["TMPDIR"] = str(aside)
+    try:
+        import onnxruntime  # noqa: F401
+    finally:
+        os.environ["TMPDIR"] = before
 
 
 def left_in(temporary: Path) -> list[str]:
