@@ -290,7 +290,7 @@ def _busy_cpu_note() -> str:
 
 
 def _plot_speed(widths, seconds: dict) -> MplFigure:
-    fig = slide_figure(height=4.6)
+    fig = slide_figure(height=4.2)
     ax = fig.subplots()
     styles = [(COLORS["numpy"], "o", "-"), (COLORS["torch"], "s", "--"),
               (COLORS["device"], "^", ":")]

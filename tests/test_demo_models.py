@@ -182,9 +182,8 @@ def test_gelu_by_hand_is_gelu():
 
 
 @pytest.mark.slow
-def test_the_module_runs_from_the_command_line_and_leaves_no_temporary_folder(tmp_path):
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
+def test_the_module_runs_from_the_command_line_and_leaves_no_temporary_folder(demo_tmpdir):
+    scratch = demo_tmpdir
     done = subprocess.run(
         [sys.executable, "-m", "demos.models", "--size", "small",
          "--device", "cpu", "compose_modules", "checkpoint_roundtrip"],
