@@ -31,8 +31,8 @@ def stamp(path: Path | str) -> tuple:
 
 
 def files_under(folder: Path) -> list[Path]:
-    """The folder and everything below it, in a fixed order (links to folders are not followed)."""
-    found = [folder]
+    """Every file below the folder, in a fixed order (links to folders are not followed)."""
+    found = []
     for parent, folders, files in os.walk(folder):
         folders.sort()
         found.extend(Path(parent, name) for name in sorted(files))
