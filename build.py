@@ -99,7 +99,7 @@ def locked_build(options: argparse.Namespace, fresh: dict[DemoCall, Result] | No
 def rerun_live(options: argparse.Namespace, demo: str, memo: Memo) -> RenderedDeck:
     """serve's rerun: run one demo of the deck now and rebuild with its new result, which is kept (cached)
     only if the deck builds with it: a demo that fails or a claim it makes false raises, and nothing changes."""
-    slides = load_slides(options.root / "slides", options.root)
+    slides = load_slides(options.root / "slides", options.root, memo)
     found = scan(slides, read_catalog(options, memo), slide_environment(options, memo), options.cache / "scan.json")
     calls = [call for call in found.calls if call.demo == demo]
     if not calls:
@@ -120,7 +120,7 @@ def build(options: argparse.Namespace, fresh: dict[DemoCall, Result] | None, mem
     own_output_folder(options.out, options.root, BUILDER)
     if options.templates.is_relative_to(options.root):
         check_inside(options.templates, options.root)
-    slides = load_slides(options.root / "slides", options.root)
+    slides = load_slides(options.root / "slides", options.root, memo)
     catalog = read_catalog(options, memo)
     check_timeouts(options.config, catalog.demo_names, options.root / "pyproject.toml")
     environment = slide_environment(options, memo)
@@ -160,12 +160,15 @@ def asset_sources(options: argparse.Namespace) -> list[Path]:
         [options.templates / "deck.css", options.templates / "deck.js"]
 
 
-def read_assets(options: argparse.Namespace) -> dict[str, bytes]:
-    """The files the deck links: reveal.js's, and the deck's own stylesheet (with Pygments') and script."""
+def read_assets(options: argparse.Namespace) -> tuple[dict[str, bytes], dict[str, object]]:
+    """The files the deck links (reveal.js's, and the deck's own stylesheet, with Pygments', and script),
+    and what the page's head says of them: the tags that link them (or inline them) and the policy."""
     assets = third_party_assets(BUILDER / "node_modules")
     assets["assets/deck.css"] = ((options.templates / "deck.css").read_text() + "\n" + pygments_css()).encode()
     assets["assets/deck.js"] = (options.templates / "deck.js").read_bytes()
-    return assets
+    stylesheets, scripts = link_tags(assets, options.single_file)
+    return assets, {"stylesheets": stylesheets, "scripts": scripts,
+                    "policy": content_security_policy(assets, options.single_file)}
 
 
 def with_provenance(slides: list[RenderedSlide], rows: list[dict], pages) -> RenderedDeck:
@@ -179,13 +182,11 @@ def with_provenance(slides: list[RenderedSlide], rows: list[dict], pages) -> Ren
 
 
 def deck_files(deck: RenderedDeck, pages, options: argparse.Namespace, facts: dict,
-               assets: dict[str, bytes]) -> dict[str, bytes | str]:
+               assets: tuple[dict[str, bytes], dict[str, object]]) -> dict[str, bytes | str]:
     """index.html and notes.html, plus the assets they link (none with --single-file)."""
-    stylesheets, scripts = link_tags(assets, options.single_file)
+    assets, head = assets
     index = pages.get_template("deck.html.j2").render(
-        talk=options.talk, slides=deck.slides, facts=facts, footer=deck.footer, stylesheets=stylesheets,
-        scripts=scripts,
-        policy=content_security_policy(assets, options.single_file))
+        talk=options.talk, slides=deck.slides, facts=facts, footer=deck.footer, **head)
     notes = pages.get_template("notes.html.j2").render(
         talk=options.talk, slides=deck.slides, total_seconds=deck.total_seconds,
         stylesheet=Markup(f"<style>\n{assets['assets/deck.css'].decode()}\n</style>"))

@@ -246,8 +246,8 @@ def render_slides(slides: list[Slide], renderer: SlideRenderer, references, cach
             if not cached.error:
                 cache.store(key, cached)
         # Where the slide sits is not part of the key: an edit above it does not make it render again.
-        cached.number, cached.location = slide.number, slide.location
-        cached.id = slide.attributes.get("id", f"slide-{slide.number}")
-        rendered.append(cached)
+        # (A copy: what the cache keeps is never changed.)
+        rendered.append(dataclasses.replace(cached, number=slide.number, location=slide.location,
+                                            id=slide.attributes.get("id", f"slide-{slide.number}")))
     return rendered
 

@@ -43,6 +43,10 @@ class RenderCache:
 
     def load(self, key: str) -> RenderedSlide | None:
         path = self.directory / f"{key}.json"
+        return self.memo.of_files(("slide", path), [path], lambda: self.read(path))
+
+    @staticmethod
+    def read(path: Path) -> RenderedSlide | None:
         try:
             return RenderedSlide(**json.loads(path.read_text(encoding="utf-8")))
         except FileNotFoundError:

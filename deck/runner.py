@@ -75,11 +75,16 @@ def torch_version() -> str:
         raise BuildError("torch is not installed; run the set-up command in README.md") from None
 
 
+def installed_torch(settings: RunSettings) -> str:
+    """torch's version, looked up again only when a folder on sys.path has changed (a package installed)."""
+    return settings.memo.of_files("torch", [folder for folder in sys.path if folder], torch_version)
+
+
 def resolve_device(settings: RunSettings) -> str:
     """'auto' becomes cuda, mps or cpu (deck.result.best_device); remembered, so a warm build needs no torch."""
     if settings.device != "auto":
         return settings.device
-    probe_key = f"{torch_version()}|{os.environ.get('CUDA_VISIBLE_DEVICES', '')}|{sys.executable}"
+    probe_key = f"{installed_torch(settings)}|{os.environ.get('CUDA_VISIBLE_DEVICES', '')}|{sys.executable}"
     probe = settings.cache_dir / "device-auto.json"
     try:
         saved = json.loads(probe.read_text())
@@ -195,7 +200,7 @@ def mark_if_stale(call: DemoCall, result: Result, hashes: FileHashes, memo: Memo
 def run_here(calls: list[DemoCall], references: list[Reference], settings: RunSettings,
              hashes: FileHashes) -> dict[DemoCall, Result]:
     """Results from the cache where still valid; the rest run in the demo server (then cached)."""
-    device, torch = resolve_device(settings), torch_version()
+    device, torch = resolve_device(settings), installed_torch(settings)
     cache = ResultCache(settings.cache_dir)
     results: dict[DemoCall, Result] = {}
     for call in calls:
@@ -221,7 +226,7 @@ def run_now(calls: list[DemoCall], references: list[Reference], settings: RunSet
 
 def remember(results: dict[DemoCall, Result], settings: RunSettings) -> None:
     """Store these results (not failures) under the keys a later build looks up."""
-    device, torch = resolve_device(settings), torch_version()
+    device, torch = resolve_device(settings), installed_torch(settings)
     cache = ResultCache(settings.cache_dir)
     for call, result in results.items():
         if not result.failed:
