@@ -139,7 +139,7 @@ def build(options: argparse.Namespace, fresh: dict[DemoCall, Result] | None, mem
                              slide_errors=found.slide_errors)
     rendered = render_slides(slides, renderer, found.references, RenderCache(options.cache, options.templates, memo))
     deck = with_provenance(rendered, provenance_rows(results), pages)
-    assets = memo.of_files("assets", asset_sources(options), lambda: read_assets(options))
+    assets = memo.of_files(("assets", options.single_file), asset_sources(options), lambda: read_assets(options))
     write_atomically(deck_files(deck, pages, options, slide_facts(found.references, results), assets), options.out)
     return deck
 
@@ -151,6 +151,7 @@ def read_catalog(options: argparse.Namespace, memo: Memo) -> Catalog:
 
 
 def slide_environment(options: argparse.Namespace, memo: Memo) -> SandboxedEnvironment:
+    """The sandbox slide text is rendered in, made again only when a template has changed."""
     return memo.of_files(("slide environment", options.templates), files_under(options.templates),
                          lambda: make_environment(options.templates))
 
