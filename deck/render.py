@@ -240,7 +240,7 @@ def render_slides(slides: list[Slide], renderer: SlideRenderer, references, cach
     rendered = []
     for slide in slides:
         key = cache.key(slide, [r for r in references if r.slide == slide.number], renderer)
-        cached = None if slide.number in renderer.slide_errors else cache.load(key)
+        cached = None if slide.number in renderer.slide_errors else cache.load(key, slide.number)
         if cached is None:
             cached = renderer.render_slide(slide)
             if not cached.error:

@@ -41,9 +41,10 @@ class RenderCache:
                 key.update(renderer.catalog.shown_code(reference.target)[0].encode())
         return key.hexdigest()[:32]
 
-    def load(self, key: str) -> RenderedSlide | None:
+    def load(self, key: str, number: int) -> RenderedSlide | None:
+        """The rendered slide stored under ``key``; the memo keeps one per place in the deck (``number``)."""
         path = self.directory / f"{key}.json"
-        return self.memo.of_files(("slide", path), [path], lambda: self.read(path))
+        return self.memo.of_files(("slide", number), [path], lambda: self.read(path))
 
     @staticmethod
     def read(path: Path) -> RenderedSlide | None:
