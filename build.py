@@ -19,17 +19,19 @@ import sys
 import time
 from pathlib import Path
 
+from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
 from deck.archive import export_archive
 from deck.boundary import check_inside
 from deck.browser import write_pdfs
-from deck.catalog import load_catalog
+from deck.catalog import Catalog, load_catalog
 from deck.config import check_timeouts, read_config
 from deck.errors import BuildError, closest
 from deck.live import slide_facts
-from deck.output import (check_output_folder, content_security_policy, link_tags, output_lock, own_output_folder,
-                         third_party_assets, write_atomically)
+from deck.memo import Memo, files_under
+from deck.output import (REVEAL_FILES, check_output_folder, content_security_policy, link_tags, output_lock,
+                         own_output_folder, third_party_assets, write_atomically)
 from deck.provenance import footer_text, provenance_rows, provenance_slide
 from deck.references import scan
 from deck.render import (RenderedDeck, RenderedSlide, SlideRenderer, format_minutes, make_environment,
@@ -61,8 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if options.command == "serve":
             watched = [options.root / "slides", options.root / "demos", options.templates]
-            return serve(lambda: locked_build(options), lambda demo: rerun_live(options, demo), options.out,
-                         watched, options.port, BUILDER / "templates" / "live.js")
+            memo = Memo()   # what each rebuild reuses from the last while its files are unchanged
+            return serve(lambda: locked_build(options, memo=memo), lambda demo: rerun_live(options, demo, memo),
+                         options.out, watched, options.port, BUILDER / "templates" / "live.js")
         deck = locked_build(options)
         if options.command == "pdf":
             for path in write_pdfs(options.out):
@@ -86,57 +89,87 @@ def stop_like_ctrl_c(signal_number, frame):
     raise KeyboardInterrupt
 
 
-def locked_build(options: argparse.Namespace, fresh: dict[DemoCall, Result] | None = None) -> RenderedDeck:
+def locked_build(options: argparse.Namespace, fresh: dict[DemoCall, Result] | None = None,
+                 memo: Memo | None = None) -> RenderedDeck:
     check_output_folder(options.out, options.root, BUILDER)   # before the lock: a refused build writes nothing
     with output_lock(options.out, options.cache):
-        return build(options, fresh)
+        return build(options, fresh, memo or Memo())
 
 
-def rerun_live(options: argparse.Namespace, demo: str) -> RenderedDeck:
+def rerun_live(options: argparse.Namespace, demo: str, memo: Memo) -> RenderedDeck:
     """serve's rerun: run one demo of the deck now and rebuild with its new result, which is kept (cached)
     only if the deck builds with it: a demo that fails or a claim it makes false raises, and nothing changes."""
-    slides = load_slides(options.root / "slides", options.root)
-    catalog = load_catalog(options.root / "demos", options.root)
-    found = scan(slides, catalog, make_environment(options.templates), options.cache / "scan.json")
+    slides = load_slides(options.root / "slides", options.root, memo)
+    found = scan(slides, read_catalog(options, memo), slide_environment(options, memo), options.cache / "scan.json")
     calls = [call for call in found.calls if call.demo == demo]
     if not calls:
         raise BuildError(f"{demo} is not a demo this deck shows")
     strict = argparse.Namespace(**{**vars(options), "keep_going": False})
-    fresh = run_now(calls, found.references, run_settings(strict))
+    fresh = run_now(calls, found.references, run_settings(strict, memo))
     failed = [result.error for result in fresh.values() if result.failed]
     if failed:
         raise BuildError(failed[0])
-    deck = locked_build(strict, fresh)
-    remember(fresh, run_settings(options))
+    deck = locked_build(strict, fresh, memo)
+    remember(fresh, run_settings(options, memo))
     return deck
 
 
-def build(options: argparse.Namespace, fresh: dict[DemoCall, Result] | None = None) -> RenderedDeck:
-    """The deck; ``fresh`` results (a live rerun's) replace what the cache holds for those calls."""
+def build(options: argparse.Namespace, fresh: dict[DemoCall, Result] | None, memo: Memo) -> RenderedDeck:
+    """The deck; ``fresh`` results (a live rerun's) replace what the cache holds for those calls; ``memo``
+    holds what an earlier build in this process computed from files that have not changed since."""
     own_output_folder(options.out, options.root, BUILDER)
     if options.templates.is_relative_to(options.root):
         check_inside(options.templates, options.root)
-    slides = load_slides(options.root / "slides", options.root)
-    catalog = load_catalog(options.root / "demos", options.root)
+    slides = load_slides(options.root / "slides", options.root, memo)
+    catalog = read_catalog(options, memo)
     check_timeouts(options.config, catalog.demo_names, options.root / "pyproject.toml")
-    environment = make_environment(options.templates)
+    environment = slide_environment(options, memo)
     found = scan(slides, catalog, environment, options.cache / "scan.json")
     for name in options.rerun:
         if name not in catalog.demo_names:
             raise BuildError(f"--rerun {name}: no such demo{closest(name, catalog.demo_names)}")
     if found.errors and not options.keep_going:
         raise BuildError("\n".join(str(e) for e in found.errors)) if len(found.errors) > 1 else found.errors[0]
-    results = {**run_demos(found.calls, found.references, run_settings(options)), **(fresh or {})}
+    results = {**run_demos(found.calls, found.references, run_settings(options, memo)), **(fresh or {})}
     if options.export_results:
         count = export_archive(results, options.size, options.export_results)
         print(f"exported {count} results to {options.export_results}", file=sys.stderr)
     pages = page_environment(options.templates, options.cache)
     renderer = SlideRenderer(environment, pages, catalog, results, options.talk, keep_going=options.keep_going,
                              slide_errors=found.slide_errors)
-    rendered = render_slides(slides, renderer, found.references, RenderCache(options.cache, options.templates))
+    rendered = render_slides(slides, renderer, found.references, RenderCache(options.cache, options.templates, memo))
     deck = with_provenance(rendered, provenance_rows(results), pages)
-    write_atomically(deck_files(deck, pages, options, slide_facts(found.references, results)), options.out)
+    assets = memo.of_files(("assets", options.single_file), asset_sources(options), lambda: read_assets(options))
+    write_atomically(deck_files(deck, pages, options, slide_facts(found.references, results), assets), options.out)
     return deck
+
+
+def read_catalog(options: argparse.Namespace, memo: Memo) -> Catalog:
+    """The demos and functions defined in demos/, parsed again only when a file there has changed."""
+    demos = options.root / "demos"
+    return memo.of_files(("catalog", demos), files_under(demos), lambda: load_catalog(demos, options.root))
+
+
+def slide_environment(options: argparse.Namespace, memo: Memo) -> SandboxedEnvironment:
+    """The sandbox slide text is rendered in, made again only when a template has changed."""
+    return memo.of_files(("slide environment", options.templates), files_under(options.templates),
+                         lambda: make_environment(options.templates))
+
+
+def asset_sources(options: argparse.Namespace) -> list[Path]:
+    return [BUILDER / "node_modules" / source for source in REVEAL_FILES.values()] + \
+        [options.templates / "deck.css", options.templates / "deck.js"]
+
+
+def read_assets(options: argparse.Namespace) -> tuple[dict[str, bytes], dict[str, object]]:
+    """The files the deck links (reveal.js's, and the deck's own stylesheet, with Pygments', and script),
+    and what the page's head says of them: the tags that link them (or inline them) and the policy."""
+    assets = third_party_assets(BUILDER / "node_modules")
+    assets["assets/deck.css"] = ((options.templates / "deck.css").read_text() + "\n" + pygments_css()).encode()
+    assets["assets/deck.js"] = (options.templates / "deck.js").read_bytes()
+    stylesheets, scripts = link_tags(assets, options.single_file)
+    return assets, {"stylesheets": stylesheets, "scripts": scripts,
+                    "policy": content_security_policy(assets, options.single_file)}
 
 
 def with_provenance(slides: list[RenderedSlide], rows: list[dict], pages) -> RenderedDeck:
@@ -149,16 +182,12 @@ def with_provenance(slides: list[RenderedSlide], rows: list[dict], pages) -> Ren
     return RenderedDeck(slides=slides, footer=footer_text(rows))
 
 
-def deck_files(deck: RenderedDeck, pages, options: argparse.Namespace, facts: dict) -> dict[str, bytes | str]:
+def deck_files(deck: RenderedDeck, pages, options: argparse.Namespace, facts: dict,
+               assets: tuple[dict[str, bytes], dict[str, object]]) -> dict[str, bytes | str]:
     """index.html and notes.html, plus the assets they link (none with --single-file)."""
-    assets = third_party_assets(BUILDER / "node_modules")
-    assets["assets/deck.css"] = ((options.templates / "deck.css").read_text() + "\n" + pygments_css()).encode()
-    assets["assets/deck.js"] = (options.templates / "deck.js").read_bytes()
-    stylesheets, scripts = link_tags(assets, options.single_file)
+    assets, head = assets
     index = pages.get_template("deck.html.j2").render(
-        talk=options.talk, slides=deck.slides, facts=facts, footer=deck.footer, stylesheets=stylesheets,
-        scripts=scripts,
-        policy=content_security_policy(assets, options.single_file))
+        talk=options.talk, slides=deck.slides, facts=facts, footer=deck.footer, **head)
     notes = pages.get_template("notes.html.j2").render(
         talk=options.talk, slides=deck.slides, total_seconds=deck.total_seconds,
         stylesheet=Markup(f"<style>\n{assets['assets/deck.css'].decode()}\n</style>"))
@@ -211,7 +240,7 @@ def total_line(deck: RenderedDeck, talk: dict) -> str:
             f"{format_minutes(abs(deck.total_seconds - target))})")
 
 
-def run_settings(options: argparse.Namespace) -> RunSettings:
+def run_settings(options: argparse.Namespace, memo: Memo) -> RunSettings:
     config = options.config
     return RunSettings(root=options.root, builder=BUILDER, cache_dir=options.cache,
                        device=options.device, size=options.size,
@@ -220,7 +249,7 @@ def run_settings(options: argparse.Namespace) -> RunSettings:
                        timeouts={} if options.timeout else dict(config.timeouts),
                        env=config.env, keep_going=options.keep_going,
                        rerun=tuple(options.rerun), fresh=options.fresh, results_archive=options.results,
-                       protected=(options.root / "slides", options.templates, options.out))
+                       protected=(options.root / "slides", options.templates, options.out), memo=memo)
 
 
 COMMANDS = {"build": "build the deck (the default)", "notes": "build, print the speaker notes and claims",

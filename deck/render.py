@@ -240,14 +240,14 @@ def render_slides(slides: list[Slide], renderer: SlideRenderer, references, cach
     rendered = []
     for slide in slides:
         key = cache.key(slide, [r for r in references if r.slide == slide.number], renderer)
-        cached = None if slide.number in renderer.slide_errors else cache.load(key)
+        cached = None if slide.number in renderer.slide_errors else cache.load(key, slide.number)
         if cached is None:
             cached = renderer.render_slide(slide)
             if not cached.error:
                 cache.store(key, cached)
         # Where the slide sits is not part of the key: an edit above it does not make it render again.
-        cached.number, cached.location = slide.number, slide.location
-        cached.id = slide.attributes.get("id", f"slide-{slide.number}")
-        rendered.append(cached)
+        # (A copy: what the cache keeps is never changed.)
+        rendered.append(dataclasses.replace(cached, number=slide.number, location=slide.location,
+                                            id=slide.attributes.get("id", f"slide-{slide.number}")))
     return rendered
 

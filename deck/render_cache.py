@@ -15,18 +15,18 @@ from deck.references import Reference
 from deck.render import RenderedSlide, SlideRenderer
 from deck.result import digest
 from deck.files import write_file
+from deck.memo import Memo, files_under
 from deck.slides import Slide
 
 RENDER_VERSION = "2"  # change when the renderer's output changes
 
 
 class RenderCache:
-    def __init__(self, cache_dir: Path, templates_dir: Path):
+    def __init__(self, cache_dir: Path, templates_dir: Path, memo: Memo):
         self.directory = cache_dir / "slides"
-        self.templates = hashlib.sha256(b"".join(
-            path.name.encode() + b"\0" + path.read_bytes() for path in sorted(templates_dir.iterdir())
-            if path.is_file())).hexdigest()
-        self.digests: dict = {}
+        self.memo = memo
+        self.templates = memo.of_files(("templates", templates_dir), files_under(templates_dir),
+                                       lambda: templates_digest(templates_dir))
 
     def key(self, slide: Slide, references: list[Reference], renderer: SlideRenderer) -> str:
         """What a rendered slide depends on: its text, the results and code it shows, the templates."""
@@ -35,15 +35,19 @@ class RenderCache:
                               sort_keys=True, default=str).encode())
         for reference in references:
             if reference.call:
-                if reference.call not in self.digests:
-                    self.digests[reference.call] = digest(renderer.results[reference.call])
-                key.update(self.digests[reference.call].encode())
+                result = renderer.results[reference.call]
+                key.update(self.memo.of_object(("digest", reference.call), result, lambda: digest(result)).encode())
             else:
                 key.update(renderer.catalog.shown_code(reference.target)[0].encode())
         return key.hexdigest()[:32]
 
-    def load(self, key: str) -> RenderedSlide | None:
+    def load(self, key: str, number: int) -> RenderedSlide | None:
+        """The rendered slide stored under ``key``; the memo keeps one per place in the deck (``number``)."""
         path = self.directory / f"{key}.json"
+        return self.memo.of_files(("slide", number), [path], lambda: self.read(path))
+
+    @staticmethod
+    def read(path: Path) -> RenderedSlide | None:
         try:
             return RenderedSlide(**json.loads(path.read_text(encoding="utf-8")))
         except FileNotFoundError:
@@ -54,3 +58,9 @@ class RenderCache:
 
     def store(self, key: str, slide: RenderedSlide) -> None:
         write_file(self.directory / f"{key}.json", json.dumps(dataclasses.asdict(slide)))
+
+
+def templates_digest(templates_dir: Path) -> str:
+    return hashlib.sha256(b"".join(
+        path.name.encode() + b"\0" + path.read_bytes() for path in sorted(templates_dir.iterdir())
+        if path.is_file())).hexdigest()

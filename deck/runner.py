@@ -21,13 +21,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
 from deck.archive import read_archive
 from deck.errors import BuildError
 from deck.files import write_file
+from deck.memo import Memo
 from deck.protocol import (MAX_LINE_BYTES, Problem, ProtocolError, Ready, Reply, Request, ServerConfig, decode,
                            encode, failed)
 from deck.references import Reference
@@ -53,6 +54,7 @@ class RunSettings:
     fresh: bool = False
     results_archive: Path | None = None   # --results FILE: results made elsewhere, used instead of running
     protected: tuple[Path, ...] = ()      # folders no demo may write into (default: slides/, templates/, dist/)
+    memo: Memo = field(default_factory=Memo)   # what serve's rebuilds reuse (deck/memo.py)
 
     @property
     def demos(self) -> Path:
@@ -73,11 +75,16 @@ def torch_version() -> str:
         raise BuildError("torch is not installed; run the set-up command in README.md") from None
 
 
+def installed_torch(settings: RunSettings) -> str:
+    """torch's version, looked up again only when a folder on sys.path has changed (a package installed)."""
+    return settings.memo.of_files("torch", [folder for folder in sys.path if folder], torch_version)
+
+
 def resolve_device(settings: RunSettings) -> str:
     """'auto' becomes cuda, mps or cpu (deck.result.best_device); remembered, so a warm build needs no torch."""
     if settings.device != "auto":
         return settings.device
-    probe_key = f"{torch_version()}|{os.environ.get('CUDA_VISIBLE_DEVICES', '')}|{sys.executable}"
+    probe_key = f"{installed_torch(settings)}|{os.environ.get('CUDA_VISIBLE_DEVICES', '')}|{sys.executable}"
     probe = settings.cache_dir / "device-auto.json"
     try:
         saved = json.loads(probe.read_text())
@@ -163,10 +170,11 @@ def run_demos(calls: list[DemoCall], references: list[Reference], settings: RunS
     hashes = FileHashes(settings.root)
     results: dict[DemoCall, Result] = {}
     if settings.results_archive:
-        imported = read_archive(settings.results_archive, settings.size)
+        archive, size = settings.results_archive, settings.size
+        imported = settings.memo.of_files(("archive", size), [archive], lambda: read_archive(archive, size))
         for call in calls:
             if (call.demo, call.args_json) in imported and not settings.forced(call):
-                results[call] = mark_if_stale(call, imported[call.demo, call.args_json], hashes)
+                results[call] = mark_if_stale(call, imported[call.demo, call.args_json], hashes, settings.memo)
         print(f"demos: {len(results)} from {settings.results_archive.name}", file=sys.stderr)
     local = [call for call in calls if call not in results]
     if local:
@@ -174,27 +182,31 @@ def run_demos(calls: list[DemoCall], references: list[Reference], settings: RunS
     return {call: results[call] for call in calls}
 
 
-def mark_if_stale(call: DemoCall, result: Result, hashes: FileHashes) -> Result:
-    """An imported result as it is, marked stale when what its demo read has changed here."""
+def mark_if_stale(call: DemoCall, result: Result, hashes: FileHashes, memo: Memo) -> Result:
+    """An imported result as it is, or a copy marked stale when what its demo read has changed here
+    (a copy: the archive's result, which the memo may keep, stays as it was read)."""
     changed = hashes.changed(result)
-    if changed:
-        where = result.provenance
-        why = ("its archive does not say what it read (an older format)" if not result.reads else
-               f"since then {', '.join(changed[:3])}{' …' if len(changed) > 3 else ''} changed")
-        print(f"  stale: {call.demo} ran on {where.device_name} at {where.ran_at}, and {why}; using that result "
-              f"anyway (--rerun {call.demo} runs it here)", file=sys.stderr)
-        where.stale = True
-    return result
+    if not changed:
+        return result
+    where = result.provenance
+    why = ("its archive does not say what it read (an older format)" if not result.reads else
+           f"since then {', '.join(changed[:3])}{' …' if len(changed) > 3 else ''} changed")
+    print(f"  stale: {call.demo} ran on {where.device_name} at {where.ran_at}, and {why}; using that result "
+          f"anyway (--rerun {call.demo} runs it here)", file=sys.stderr)
+    return memo.of_object(("stale", call), result, lambda: dataclasses.replace(
+        result, provenance=dataclasses.replace(where, stale=True)))
 
 
 def run_here(calls: list[DemoCall], references: list[Reference], settings: RunSettings,
              hashes: FileHashes) -> dict[DemoCall, Result]:
     """Results from the cache where still valid; the rest run in the demo server (then cached)."""
-    device, torch = resolve_device(settings), torch_version()
+    device, torch = resolve_device(settings), installed_torch(settings)
     cache = ResultCache(settings.cache_dir)
     results: dict[DemoCall, Result] = {}
     for call in calls:
-        cached = None if settings.forced(call) else cache.load(cache_key(call, settings, device, torch))
+        key = cache_key(call, settings, device, torch)
+        cached = None if settings.forced(call) else \
+            settings.memo.of_files(("cached", key), [cache.path(key)], lambda: cache.load(key))
         if cached is not None and not hashes.changed(cached):
             results[call] = cached
     todo = [call for call in calls if call not in results]
@@ -214,7 +226,7 @@ def run_now(calls: list[DemoCall], references: list[Reference], settings: RunSet
 
 def remember(results: dict[DemoCall, Result], settings: RunSettings) -> None:
     """Store these results (not failures) under the keys a later build looks up."""
-    device, torch = resolve_device(settings), torch_version()
+    device, torch = resolve_device(settings), installed_torch(settings)
     cache = ResultCache(settings.cache_dir)
     for call, result in results.items():
         if not result.failed:

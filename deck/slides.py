@@ -13,6 +13,7 @@ from pathlib import Path
 
 from deck.boundary import check_inside, display
 from deck.errors import BuildError, closest
+from deck.memo import Memo
 
 SLIDE_ATTRIBUTES = {"timing", "class", "background", "id", "transition"}
 ATTRIBUTE_LINE = re.compile(r"^\s*<!--\s*\.slide:(.*?)-->\s*$")
@@ -40,7 +41,9 @@ class Slide:
         return f"{self.file}:{self.line}"
 
 
-def load_slides(slides_dir: Path, root: Path) -> list[Slide]:
+def load_slides(slides_dir: Path, root: Path, memo: Memo | None = None) -> list[Slide]:
+    """Every slide, in order; with serve's ``memo``, a file that has not changed is not parsed again."""
+    memo = memo or Memo()
     check_inside(slides_dir, root)
     files = sorted(slides_dir.glob("*.md"))
     if not files:
@@ -49,7 +52,9 @@ def load_slides(slides_dir: Path, root: Path) -> list[Slide]:
     check_distinct_names(files, root)
     slides: list[Slide] = []
     for path in files:
-        slides.extend(parse_file(path, display(path, root), first_number=len(slides) + 1))
+        first = len(slides) + 1
+        slides.extend(memo.of_files(("slides", path, first), [path],
+                                    lambda: parse_file(path, display(path, root), first_number=first)))
     return slides
 
 
