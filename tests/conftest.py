@@ -143,15 +143,23 @@ def scratch_dir(root: Path) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def own_tmpdir(folder: Path):
+    """TMPDIR (and tempfile's) pointed at ``folder`` inside the block, as the demo server gives each build's
+    demos: for demos run in this process, whose libraries leave files there (torch.compile's headers)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TMPDIR", str(folder))
+        patch.setattr(tempfile, "tempdir", str(folder))
+        yield folder
+
+
 @pytest.fixture
-def demo_tmpdir(tmp_path: Path, monkeypatch) -> Path:
-    """A TMPDIR of the test's own, as the demo server gives each build's demos: for tests that run demos in
-    this process, whose libraries leave files there (onnxruntime writes a session file on import)."""
-    folder = tmp_path / "tmp"
-    folder.mkdir()
-    monkeypatch.setenv("TMPDIR", str(folder))
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
-    return folder
+def demo_tmpdir(tmp_path: Path):
+    """A TMPDIR of the test's own (``own_tmpdir``); a module-scoped fixture that runs a demo uses
+    ``own_tmpdir`` itself."""
+    with own_tmpdir(tmp_path / "tmp") as folder:
+        yield folder
 
 
 # --- builds ---------------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ from deck.result import Result
 from demos._figures import HEIGHT, WIDTH
 from demos._main import demos_in
 
+pytestmark = pytest.mark.usefixtures("demo_tmpdir")  # what its libraries write to TMPDIR stays the test's
+
 
 @pytest.fixture(scope="module")
 def numpy_vs_torch() -> Result:

@@ -3,13 +3,17 @@ per depth, torch.export refuses the model, and the torch.cond version exports as
 import pytest
 import torch
 
+from conftest import own_tmpdir
 from demos import compile_wall
 from demos._main import demos_in
 
+pytestmark = pytest.mark.usefixtures("demo_tmpdir")  # what its libraries write to TMPDIR stays the test's
+
 
 @pytest.fixture(scope="module")
-def result():
-    return compile_wall.random_depth_compiled("cpu", "small")
+def result(tmp_path_factory):
+    with own_tmpdir(tmp_path_factory.mktemp("compile_wall")):
+        return compile_wall.random_depth_compiled("cpu", "small")
 
 
 def test_is_the_only_demo():

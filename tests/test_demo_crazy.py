@@ -7,6 +7,8 @@ import torch
 from demos import crazy
 from demos._main import demos_in
 
+pytestmark = pytest.mark.usefixtures("demo_tmpdir")  # what its libraries write to TMPDIR stays the test's
+
 
 @pytest.fixture(scope="module")
 def result():

@@ -17,6 +17,8 @@ import pytest
 from demos import history
 from deck.result import Result
 
+pytestmark = pytest.mark.usefixtures("demo_tmpdir")  # what its libraries write to TMPDIR stays the test's
+
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS_CSV = ROOT / "demos" / "history.csv"
 SHARE_CSV = ROOT / "demos" / "history_share.csv"

@@ -1,10 +1,13 @@
 """Pictures drawn from the real thing (demos/pictures.py): the recorded graph, the layers that ran."""
+import pytest
 import torch
 import torch.nn.functional as F
 
 from demos import pictures
 from demos._figures import PYTORCH
 from demos._main import demos_in
+
+pytestmark = pytest.mark.usefixtures("demo_tmpdir")  # what its libraries write to TMPDIR stays the test's
 
 
 def test_both_are_demos():

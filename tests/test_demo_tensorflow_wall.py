@@ -7,7 +7,8 @@ tf = pytest.importorskip("tensorflow")  # an optional extra: pip install ".[tens
 from demos import tensorflow_wall  # noqa: E402  (after the skip)
 from demos._main import demos_in  # noqa: E402
 
-pytestmark = pytest.mark.slow  # imports TensorFlow and traces graphs
+pytestmark = [pytest.mark.slow,  # imports TensorFlow and traces graphs
+              pytest.mark.usefixtures("demo_tmpdir")]
 
 
 @pytest.fixture(scope="module")

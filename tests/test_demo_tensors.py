@@ -5,6 +5,8 @@ import pytest
 
 from demos import tensors
 
+pytestmark = pytest.mark.usefixtures("demo_tmpdir")  # what its libraries write to TMPDIR stays the test's
+
 
 @pytest.fixture(scope="module")
 def values():

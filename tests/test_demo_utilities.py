@@ -1,7 +1,10 @@
 """The utilities demos at their small size: each is timed, and each variant computes the same thing."""
+import pytest
 import torch
 
 from demos import utilities
+
+pytestmark = pytest.mark.usefixtures("demo_tmpdir")  # what its libraries write to TMPDIR stays the test's
 
 
 def test_bf16_autocast_is_timed_and_close_to_float32():
