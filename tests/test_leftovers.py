@@ -71,7 +71,7 @@ def test_a_test_that_leaves_a_file_fails_the_run_naming_it(pytester):
         def test_cleans_up(tmp_path):
             (tmp_path / "kept.txt").write_text("x")
         """)
-    run = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    run = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:xdist", timeout=300)
     assert run.ret == pytest.ExitCode.TESTS_FAILED
     run.stdout.fnmatch_lines(["*left behind in the temporary folder*", "  forgotten.txt", "*2 passed*"])
     assert "kept.txt" not in run.stdout.str()
