@@ -25,11 +25,26 @@ from deck.protocol import (OUTPUT_TAIL_CHARS, Problem, ProtocolError, Ready, Rep
                            encode, failed)
 
 
+# multiprocessing puts its Unix sockets (DataLoader workers sharing tensors) at TMPDIR/pymp-*/listener-*:
+# 32 characters below TMPDIR, and a socket's path has at most 103 characters on macOS, 107 on Linux.
+SOCKET_ROOM = 103 - 32
+
+
+def scratch_folder() -> str:
+    """A new folder for the demos' TMPDIR, inside TMPDIR, or inside /tmp when TMPDIR's path is too long
+    for the sockets libraries put there (a long TMPDIR otherwise makes a DataLoader with workers hang)."""
+    scratch = tempfile.mkdtemp(prefix="deck-worker-")
+    if len(scratch) <= SOCKET_ROOM or not os.path.isdir("/tmp"):
+        return scratch
+    os.rmdir(scratch)
+    return tempfile.mkdtemp(prefix="deck-worker-", dir="/tmp")
+
+
 class Server:
     def __init__(self, config: ServerConfig, replies):
         self.config = config
         self.replies = replies
-        self.scratch = tempfile.mkdtemp(prefix="deck-worker-")
+        self.scratch = scratch_folder()
         # Demos, and the libraries they import, get the scratch folder as their TMPDIR: what they leave there
         # (torch's compiler cache, onnxruntime's session file) goes with it, so a compile is measured cold
         os.environ["TMPDIR"] = tempfile.tempdir = self.scratch

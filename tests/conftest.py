@@ -155,11 +155,17 @@ def own_tmpdir(folder: Path):
 
 
 @pytest.fixture
-def demo_tmpdir(tmp_path: Path):
-    """A TMPDIR of the test's own (``own_tmpdir``); a module-scoped fixture that runs a demo uses
-    ``own_tmpdir`` itself."""
-    with own_tmpdir(tmp_path / "tmp") as folder:
-        yield folder
+def demo_tmpdir():
+    """A TMPDIR of the test's own (``own_tmpdir``), removed after it; a module-scoped fixture that runs a
+    demo uses ``own_tmpdir`` itself.  Made as the demo server makes its own, not in ``tmp_path``: a
+    DataLoader's workers put Unix sockets in it, and a socket's path is short."""
+    from deck.worker import scratch_folder
+    folder = Path(scratch_folder())
+    try:
+        with own_tmpdir(folder):
+            yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 # --- builds ---------------------------------------------------------------------------------------

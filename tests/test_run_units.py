@@ -2,6 +2,8 @@
 result checks, and how the runner acts on each kind of reply."""
 import json
 import os
+import shutil
+import tempfile
 import threading
 import time
 
@@ -17,6 +19,7 @@ from deck.readlog import ReadLog
 from deck.references import Reference
 from deck.result import NOT_A_FILE, DemoCall, Figure, Provenance, Result, Table, file_hash, from_json, to_json
 from deck.runner import FileHashes, ResultCache, RunSettings, cache_key, remember, run_demos, run_now
+from deck.worker import SOCKET_ROOM, scratch_folder
 
 PROVENANCE = Provenance("cpu", "cpu (test)", "2.13.0", "3.11", "2026-12-01T00:00:00+00:00", 0.5)
 
@@ -428,3 +431,20 @@ def test_misbehaving_demos_are_reported_by_name_and_nothing_is_cached_or_touched
     assert again[calls[0]].failed
     assert (talk / "slides" / "10-a.md").read_text() == "mine" and (talk / "templates" / "deck.css").exists()
     assert list((talk / "dist").iterdir()) == [] and not (talk / ".cache" / "results").exists()
+
+
+# --- the demos' scratch folder ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("length", [1, 90])
+def test_the_demos_scratch_folder_leaves_room_for_the_sockets_put_in_it(monkeypatch, length):
+    """A DataLoader's workers put Unix sockets in TMPDIR; under a long TMPDIR they could not, and it hangs."""
+    parent = tempfile.mkdtemp(prefix="t", dir="/tmp")
+    given = os.path.join(parent, "x" * length)
+    os.mkdir(given)
+    monkeypatch.setattr(tempfile, "tempdir", given)
+    folder = scratch_folder()
+    try:
+        assert len(folder) <= SOCKET_ROOM and os.path.isdir(folder)
+        assert (os.path.dirname(folder) == given) == (length == 1)   # inside TMPDIR whenever it fits
+    finally:
+        shutil.rmtree(parent), shutil.rmtree(folder, ignore_errors=True)
