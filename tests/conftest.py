@@ -56,7 +56,7 @@ FIXTURE = REPO / "tests" / "fixture"
 # --- the run's private temporary folder ------------------------------------------------------------
 
 PRIVATE = "DECK_TEST_PRIVATE_DIR"     # set by the run that made the folder; xdist workers inherit it
-SCRATCH_PREFIX = "deck-test-"
+SCRATCH_PREFIX = "talk-"   # short: a demo's TMPDIR inside it must leave room for a socket path
 LEFTOVERS = pytest.StashKey[list]()
 
 
@@ -138,7 +138,7 @@ def torch_on_one_thread():
 def scratch_dir(root: Path) -> Path:
     """The temporary-files folder (TMPDIR) of builds of this talk in tests, so a test sees only its own.
     Short, because Chromium puts a Unix socket in it and a socket's path has at most 107 characters."""
-    path = Path(tempfile.gettempdir()) / f"{SCRATCH_PREFIX}{hashlib.sha256(str(root).encode()).hexdigest()[:10]}"
+    path = Path(tempfile.gettempdir()) / f"{SCRATCH_PREFIX}{hashlib.sha256(str(root).encode()).hexdigest()[:8]}"
     path.mkdir(exist_ok=True)
     return path
 
@@ -278,13 +278,20 @@ class TalkBuild:
     results: Path        # every result of the build, as --export-results writes them
     stderr: str
 
+    def result(self, demo: str):
+        """A demo's result as the build ran it (in its demo server, on the CPU, at --size small), for the
+        tests of the demos that take longest: one run serves the deck's tests and theirs."""
+        from deck.archive import read_archive
+        return read_archive(self.results, "small")[demo, "{}"]
+
 
 @pytest.fixture(scope="session")
 def talk_build(tmp_path_factory) -> TalkBuild:
-    """This repository's talk built once per session at --size small (its cache is the talk's own
-    .cache/, shared with `python build.py --size small`)."""
+    """This repository's talk built once per session on the CPU at --size small (its cache is the talk's
+    own .cache/, shared with `python build.py --size small --device cpu`)."""
     folder = tmp_path_factory.mktemp("talk")
     out, results = folder / "dist", folder / "results.tar"
-    built = run_build(REPO, "--size", "small", "--out", str(out), "--export-results", str(results), timeout=1800)
+    built = run_build(REPO, "--size", "small", "--device", "cpu", "--out", str(out), "--export-results", str(results),
+                      timeout=1800)
     assert built.returncode == 0, built.stderr
     return TalkBuild(out, results, built.stderr)

@@ -3,7 +3,6 @@ per depth, torch.export refuses the model, and the torch.cond version exports as
 import pytest
 import torch
 
-from conftest import own_tmpdir
 from demos import compile_wall
 from demos._main import demos_in
 
@@ -11,9 +10,9 @@ pytestmark = pytest.mark.usefixtures("demo_tmpdir")  # what its libraries write 
 
 
 @pytest.fixture(scope="module")
-def result(tmp_path_factory):
-    with own_tmpdir(tmp_path_factory.mktemp("compile_wall")):
-        return compile_wall.random_depth_compiled("cpu", "small")
+def result(talk_build):
+    """The demo as the talk's build ran it (it compiles once per depth: run once)."""
+    return talk_build.result("compile_wall.random_depth_compiled")
 
 
 def test_is_the_only_demo():

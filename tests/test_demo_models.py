@@ -147,8 +147,8 @@ def test_train_mode_is_random_and_eval_mode_is_not():
 
 
 @pytest.mark.slow
-def test_compile_costs_time_once_and_matches_eager():
-    result = run("compile_speedup")
+def test_compile_costs_time_once_and_matches_eager(talk_build):
+    result = talk_build.result("models.compile_speedup")   # a cold compile per mode: run once, by the build
     assert result.measured["compile_s"] > 0
     assert result.values["max_abs_diff"] < 1e-4
     assert result.values["kernels"] == 1 and result.values["eager_ops"] == 8  # eight ops fused into one kernel

@@ -27,14 +27,14 @@ def _child_pids() -> set[int]:
 
 
 @pytest.mark.slow
-def test_cpp_program_matches_eager_on_a_batch_size_the_export_never_saw(capsys):
-    result = production.cpp_aotinductor("cpu", "small")
+def test_cpp_program_matches_eager_on_a_batch_size_the_export_never_saw(talk_build):
+    result = talk_build.result("production.cpp_aotinductor")   # compiling and g++ take a minute: run once
     values = result.values
     assert values["max_abs_diff"] <= 1e-5
     # the C++ program really ran: it wrote one number per output element, for its own batch
     assert values["cpp_values"] == values["eager_values"] == values["cpp_rows"] * 4
     assert values["cpp_rows"] != values["export_rows"]
-    assert f"C++ ran a batch of {values['cpp_rows']}" in capsys.readouterr().out
+    assert f"C++ ran a batch of {values['cpp_rows']}" in result.output.text
     for name in ("export", "compile", "cpp_build"):
         assert result.timings[name].median_s > 0
         assert result.timings[name].repeats == 1  # a one-off cost, timed once
