@@ -38,7 +38,7 @@ from deck.render import (RenderedDeck, RenderedSlide, SlideRenderer, format_minu
                          page_environment, render_slides)
 from deck.render_cache import RenderCache
 from deck.result import DemoCall, Result
-from deck.runner import RunSettings, remember, run_demos, run_now
+from deck.runner import DemoServer, DemoStarted, RunSettings, remember, run_demos, run_now
 from deck.serve import serve
 from deck.slide_functions import pygments_css
 from deck.slides import load_slides
@@ -64,8 +64,11 @@ def main(argv: list[str] | None = None) -> int:
         if options.command == "serve":
             watched = [options.root / "slides", options.root / "demos", options.templates]
             memo = Memo()   # what each rebuild reuses from the last while its files are unchanged
-            return serve(lambda: locked_build(options, memo=memo), lambda demo: rerun_live(options, demo, memo),
-                         options.out, watched, options.port, BUILDER / "templates" / "live.js")
+            # one demo server for every rebuild and rerun: started by the first demo that runs, then warm
+            with DemoServer(run_settings(options, memo)) as server:
+                return serve(lambda on_start: locked_build(options, memo=memo, on_start=on_start, server=server),
+                             lambda demo: rerun_live(options, demo, memo, server),
+                             options.out, watched, options.port, BUILDER / "templates" / "live.js")
         deck = locked_build(options)
         if options.command == "pdf":
             for path in write_pdfs(options.out):
@@ -90,13 +93,15 @@ def stop_like_ctrl_c(signal_number, frame):
 
 
 def locked_build(options: argparse.Namespace, fresh: dict[DemoCall, Result] | None = None,
-                 memo: Memo | None = None) -> RenderedDeck:
+                 memo: Memo | None = None, *, on_start: DemoStarted | None = None,
+                 server: DemoServer | None = None) -> RenderedDeck:
+    """build() under the output folder's lock."""
     check_output_folder(options.out, options.root, BUILDER)   # before the lock: a refused build writes nothing
     with output_lock(options.out, options.cache):
-        return build(options, fresh, memo or Memo())
+        return build(options, fresh, memo or Memo(), on_start=on_start, server=server)
 
 
-def rerun_live(options: argparse.Namespace, demo: str, memo: Memo) -> RenderedDeck:
+def rerun_live(options: argparse.Namespace, demo: str, memo: Memo, server: DemoServer) -> RenderedDeck:
     """serve's rerun: run one demo of the deck now and rebuild with its new result, which is kept (cached)
     only if the deck builds with it: a demo that fails or a claim it makes false raises, and nothing changes."""
     slides = load_slides(options.root / "slides", options.root, memo)
@@ -105,18 +110,20 @@ def rerun_live(options: argparse.Namespace, demo: str, memo: Memo) -> RenderedDe
     if not calls:
         raise BuildError(f"{demo} is not a demo this deck shows")
     strict = argparse.Namespace(**{**vars(options), "keep_going": False})
-    fresh = run_now(calls, found.references, run_settings(strict, memo))
+    fresh = run_now(calls, found.references, run_settings(strict, memo, server=server))
     failed = [result.error for result in fresh.values() if result.failed]
     if failed:
         raise BuildError(failed[0])
-    deck = locked_build(strict, fresh, memo)
+    deck = locked_build(strict, fresh, memo, server=server)
     remember(fresh, run_settings(options, memo))
     return deck
 
 
-def build(options: argparse.Namespace, fresh: dict[DemoCall, Result] | None, memo: Memo) -> RenderedDeck:
+def build(options: argparse.Namespace, fresh: dict[DemoCall, Result] | None, memo: Memo, *,
+          on_start: DemoStarted | None = None, server: DemoServer | None = None) -> RenderedDeck:
     """The deck; ``fresh`` results (a live rerun's) replace what the cache holds for those calls; ``memo``
-    holds what an earlier build in this process computed from files that have not changed since."""
+    holds what an earlier build in this process computed from files that have not changed since;
+    ``on_start`` and ``server``: serve's progress callback and the demo server it keeps (run_settings)."""
     own_output_folder(options.out, options.root, BUILDER)
     if options.templates.is_relative_to(options.root):
         check_inside(options.templates, options.root)
@@ -130,7 +137,7 @@ def build(options: argparse.Namespace, fresh: dict[DemoCall, Result] | None, mem
             raise BuildError(f"--rerun {name}: no such demo{closest(name, catalog.demo_names)}")
     if found.errors and not options.keep_going:
         raise BuildError("\n".join(str(e) for e in found.errors)) if len(found.errors) > 1 else found.errors[0]
-    results = {**run_demos(found.calls, found.references, run_settings(options, memo)), **(fresh or {})}
+    results = {**run_demos(found.calls, found.references, run_settings(options, memo, on_start, server)), **(fresh or {})}
     if options.export_results:
         count = export_archive(results, options.size, options.export_results)
         print(f"exported {count} results to {options.export_results}", file=sys.stderr)
@@ -240,7 +247,9 @@ def total_line(deck: RenderedDeck, talk: dict) -> str:
             f"{format_minutes(abs(deck.total_seconds - target))})")
 
 
-def run_settings(options: argparse.Namespace, memo: Memo) -> RunSettings:
+def run_settings(options: argparse.Namespace, memo: Memo, on_start: DemoStarted | None = None,
+                 server: DemoServer | None = None) -> RunSettings:
+    """How this build runs demos; serve adds a demo server it keeps and a callback told as each demo starts."""
     config = options.config
     return RunSettings(root=options.root, builder=BUILDER, cache_dir=options.cache,
                        device=options.device, size=options.size,
@@ -249,7 +258,8 @@ def run_settings(options: argparse.Namespace, memo: Memo) -> RunSettings:
                        timeouts={} if options.timeout else dict(config.timeouts),
                        env=config.env, keep_going=options.keep_going,
                        rerun=tuple(options.rerun), fresh=options.fresh, results_archive=options.results,
-                       protected=(options.root / "slides", options.templates, options.out), memo=memo)
+                       protected=(options.root / "slides", options.templates, options.out), memo=memo,
+                       on_start=on_start, server=server)
 
 
 COMMANDS = {"build": "build the deck (the default)", "notes": "build, print the speaker notes and claims",

@@ -13,8 +13,10 @@ import os
 import platform
 import signal
 import sys
+import tempfile
 import time
 import traceback
+from dataclasses import dataclass
 
 from deck import supervise
 from deck.normalise import UnsupportedResult, checked
@@ -23,9 +25,16 @@ from deck.readlog import ReadLog
 from deck.result import Provenance, seed_random_state
 
 
-def run_child(request: Request, config: ServerConfig, reply_path: str, output_path: str,
-              server: int, close_fds: tuple[int, ...]) -> None:
-    """Run one demo and write its reply to reply_path; never returns."""
+@dataclass(frozen=True)
+class Paths:
+    """Where one demo's child writes: its reply, what it prints, and its own TMPDIR (the server removes it)."""
+    reply: str
+    output: str
+    tmpdir: str
+
+
+def run_child(request: Request, config: ServerConfig, paths: Paths, server: int, close_fds: tuple[int, ...]) -> None:
+    """Run one demo and write its reply to paths.reply; never returns."""
     try:
         os.setpgid(0, 0)   # a group of its own: what it starts is killed with it, even without a subreaper
         supervise.die_with_parent(signal.SIGKILL)
@@ -36,10 +45,11 @@ def run_child(request: Request, config: ServerConfig, reply_path: str, output_pa
         for fd in close_fds:
             os.close(fd)
         null = os.open(os.devnull, os.O_RDONLY)
-        output = os.open(output_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        output = os.open(paths.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.dup2(null, 0), os.dup2(output, 1), os.dup2(output, 2)
         os.close(null), os.close(output)
         os.chdir(config.root)
+        os.environ["TMPDIR"] = tempfile.tempdir = paths.tmpdir
         reply = run_demo(request, config)
     except BaseException:   # a failure of the harness itself is still reported, never lost
         reply = failed(Problem.RAISED, "the demo harness failed", traceback.format_exc())
@@ -47,7 +57,7 @@ def run_child(request: Request, config: ServerConfig, reply_path: str, output_pa
         sys.stdout.flush(), sys.stderr.flush()
     except (OSError, ValueError):
         pass   # the demo closed its own stdout: that is its business
-    write_reply(reply, reply_path)
+    write_reply(reply, paths.reply)
     os._exit(0)
 
 

@@ -20,7 +20,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -36,6 +36,7 @@ from deck.result import (FORMAT, NOT_A_FILE, DemoCall, Result, ResultFormatError
                          from_json, to_json)
 from deck.supervise import why_demos_cannot_run
 
+DemoStarted = Callable[[int, int, DemoCall], None]   # (index from 1, count, call): a demo starts running
 SERVER_GRACE_S = 30   # beyond a demo's own timeout, how long the builder waits for the server's reply
 
 
@@ -55,6 +56,8 @@ class RunSettings:
     results_archive: Path | None = None   # --results FILE: results made elsewhere, used instead of running
     protected: tuple[Path, ...] = ()      # folders no demo may write into (default: slides/, templates/, dist/)
     memo: Memo = field(default_factory=Memo)   # what serve's rebuilds reuse (deck/memo.py)
+    on_start: DemoStarted | None = None   # told (index, count, call) as each demo starts
+    server: DemoServer | None = None      # a demo server kept between builds (serve's); else one per build
 
     @property
     def demos(self) -> Path:
@@ -217,11 +220,10 @@ def run_here(calls: list[DemoCall], references: list[Reference], settings: RunSe
     return results
 
 
-def run_now(calls: list[DemoCall], references: list[Reference], settings: RunSettings, *,
-            server: DemoServer | None = None) -> dict[DemoCall, Result]:
+def run_now(calls: list[DemoCall], references: list[Reference], settings: RunSettings) -> dict[DemoCall, Result]:
     """Run these calls in the demo server now, ignoring cache and archive, storing nothing; a failure is
-    a Result with its error (as with --keep-going).  ``server``: a DemoServer the caller keeps open."""
-    return dict(run_each(calls, references, dataclasses.replace(settings, keep_going=True), server))
+    a Result with its error (as with --keep-going)."""
+    return dict(run_each(calls, references, dataclasses.replace(settings, keep_going=True)))
 
 
 def remember(results: dict[DemoCall, Result], settings: RunSettings) -> None:
@@ -233,8 +235,8 @@ def remember(results: dict[DemoCall, Result], settings: RunSettings) -> None:
             cache.store(cache_key(call, settings, device, torch), call.demo, result)
 
 
-def run_each(calls: list[DemoCall], references: list[Reference], settings: RunSettings,
-             server: DemoServer | None = None) -> Iterator[tuple[DemoCall, Result]]:
+def run_each(calls: list[DemoCall], references: list[Reference],
+             settings: RunSettings) -> Iterator[tuple[DemoCall, Result]]:
     """Each call run in the demo server, in order, with progress on stderr.  A failure stops the build,
     or with --keep-going becomes a Result with its error for the slide."""
     if not calls:
@@ -245,9 +247,11 @@ def run_each(calls: list[DemoCall], references: list[Reference], settings: RunSe
                          "Run the demos on Linux (or WSL) with --export-results FILE.tar and build here with "
                          "--results FILE.tar")
     with contextlib.ExitStack() as stack:
-        server = server or stack.enter_context(DemoServer(settings, resolve_device(settings)))
+        server = settings.server or stack.enter_context(DemoServer(settings))
         for index, call in enumerate(calls, start=1):
             print(f"[{index}/{len(calls)}] {call.demo} ...", end="", file=sys.stderr, flush=True)
+            if settings.on_start:
+                settings.on_start(index, len(calls), call)
             reply = run_once_more_if_changed(server, call, settings)
             if reply.problem is Problem.DEVICE_UNAVAILABLE:   # no demo can run: said once, not per demo
                 raise BuildError(reply.message)
@@ -301,12 +305,11 @@ def failure(call: DemoCall, reply: Reply, where: Reference | None, settings: Run
 
 
 class DemoServer:
-    """The process that imports torch once and forks one child per demo (deck/worker.py)."""
+    """The process that imports torch once and forks one child per demo (deck/worker.py); started by the
+    first demo it is asked to run, and kept until ``stop`` (the end of a build, or of ``serve``)."""
 
-    def __init__(self, settings: RunSettings, device: str):
+    def __init__(self, settings: RunSettings):
         self.settings = settings
-        self.config = ServerConfig(device=device, root=str(settings.root), demos=str(settings.demos),
-                                   protected=tuple(str(folder) for folder in settings.protected_folders))
         self.process: subprocess.Popen | None = None
         self.buffer = b""
 
@@ -320,8 +323,11 @@ class DemoServer:
         path = [str(self.settings.root), str(self.settings.builder), os.environ.get("PYTHONPATH", "")]
         environment = dict(os.environ, PYTHONPATH=os.pathsep.join(path).rstrip(os.pathsep),
                            MPLBACKEND="Agg", PYTHONUNBUFFERED="1")
+        config = ServerConfig(device=resolve_device(self.settings), root=str(self.settings.root),
+                              demos=str(self.settings.demos),
+                              protected=tuple(str(folder) for folder in self.settings.protected_folders))
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "deck.worker", encode(self.config)], cwd=self.settings.root,
+            [sys.executable, "-m", "deck.worker", encode(config)], cwd=self.settings.root,
             env=environment, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.buffer = b""
         if not isinstance(self.receive(timeout=300), Ready):

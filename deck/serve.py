@@ -3,7 +3,8 @@
 Each rebuild runs in this process (the render cache stays warm; the demo server
 starts only when a demo's inputs changed).  Its result is pushed to every open
 page as a Server-Sent Event holding only the slides that changed (deck/live.py),
-and the page patches them without reloading (templates/live.js).  The presenter
+and the page patches them without reloading (templates/live.js); each demo a
+rebuild runs is announced as it starts, so the page can show its progress.  The presenter
 can rerun a demo from the open deck (``POST /__deck__/rerun?demo=MODULE.FUNCTION``);
 reruns and rebuilds take turns in the main thread, one at a time.  A failed build
 leaves the last good deck on screen with the error over it.
@@ -26,6 +27,8 @@ from urllib.parse import parse_qs
 from deck.errors import BuildError
 from deck.live import EventStream, Guard, Snapshot
 from deck.output import allow_inline_script
+from deck.result import DemoCall
+from deck.runner import DemoStarted
 
 DEMOS_SHOWN = re.compile(r'data-demos="([^"]*)"')
 
@@ -70,11 +73,12 @@ class Preview:
         with self.lock:
             return {"version": self.version, "error": self.error}
 
-    def rebuild(self, build_once: Callable[[], object], changed: list[str]) -> None:
-        """Build; push what changed to the open pages, or the error (the last good deck stays)."""
+    def rebuild(self, build_once: Callable[[DemoStarted], object], changed: list[str]) -> None:
+        """Build; push each demo it runs as it starts, then what changed to the open pages, or the error
+        (the last good deck stays)."""
         self.events.publish("state", json.dumps({**self.state(), "building": changed}))
         try:
-            build_once()
+            build_once(self.demo_started)
         except BuildError as failure:
             print(f"error: {failure}\n(the last good deck stays on screen)", file=sys.stderr, flush=True)
             with self.lock:
@@ -82,6 +86,9 @@ class Preview:
         else:
             self.publish_update()
         self.events.publish("state", json.dumps(self.state()))
+
+    def demo_started(self, index: int, count: int, call: DemoCall) -> None:
+        self.events.publish("demo", json.dumps({"demo": call.demo, "index": index, "count": count}))
 
     def publish_update(self) -> None:
         new = self.read_snapshot()
@@ -206,7 +213,7 @@ def watch(watched: list[Path], jobs: queue.Queue, ready: threading.Event, stop: 
             jobs.put(("files", sorted({Path(path).name for _, path in changes}), None))
 
 
-def serve(build_once: Callable[[], object], rerun_once: Callable[[str], object], out_dir: Path,
+def serve(build_once: Callable[[DemoStarted], object], rerun_once: Callable[[str], object], out_dir: Path,
           watched: list[Path], port: int, live_script: Path) -> int:
     """Build, serve, and rebuild on change or rerun on request, until Ctrl-C."""
     try:
@@ -238,7 +245,7 @@ def serve(build_once: Callable[[], object], rerun_once: Callable[[str], object],
     return 0
 
 
-def work(preview: Preview, build_once: Callable[[], object], rerun_once: Callable[[str], object]) -> None:
+def work(preview: Preview, build_once: Callable[[DemoStarted], object], rerun_once: Callable[[str], object]) -> None:
     """The next job, in the order asked: a rerun, or one rebuild for every batch of changed files waiting."""
     job = preview.jobs.get()
     if job[0] == "files":

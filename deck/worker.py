@@ -3,9 +3,10 @@
 The builder starts ``python -m deck.worker CONFIG`` (a ``deck.protocol.ServerConfig``) and talks
 to it in the protocol's JSON lines: one ``Request`` per demo on stdin, one ``Reply`` on stdout.
 The server imports torch and matplotlib once, never touches CUDA, and runs each demo in a child
-forked from that clean state (``deck.harness``).  So no demo can change another's default dtype,
-grad mode, threads, random state, working directory, environment, ``sys.path`` or matplotlib
-settings, and starting a demo costs a fork, not an ``import torch``.
+forked from that clean state (``deck.harness``), with an empty TMPDIR of its own.  So no demo can
+change another's default dtype, grad mode, threads, random state, working directory, environment,
+``sys.path``, matplotlib settings or temporary files, and starting a demo costs a fork, not an
+``import torch`` (``serve`` keeps one server for all its rebuilds and reruns).
 
 The server waits for the child's exit, not for a pipe, so a demo that leaves a process behind is
 still seen to end; then it kills everything the demo started (``deck.supervise``).  When the
@@ -20,24 +21,25 @@ import sys
 import tempfile
 
 from deck import supervise
-from deck.harness import run_child
+from deck.harness import Paths, run_child
 from deck.protocol import (OUTPUT_TAIL_CHARS, Problem, ProtocolError, Ready, Reply, Request, ServerConfig, decode,
                            encode, failed)
 
 
 # multiprocessing puts its Unix sockets (DataLoader workers sharing tensors) at TMPDIR/pymp-*/listener-*:
 # 32 characters below TMPDIR, and a socket's path has at most 103 characters on macOS, 107 on Linux.
-SOCKET_ROOM = 103 - 32
+SOCKET_ROOM = 103 - 32   # the longest TMPDIR a demo may be given
+DEMO_FOLDER = "/d12345678"   # what a demo's own folder adds to the server's (tempfile.mkdtemp(prefix="d"))
 
 
 def scratch_folder() -> str:
-    """A new folder for the demos' TMPDIR, inside TMPDIR, or inside /tmp when TMPDIR's path is too long
-    for the sockets libraries put there (a long TMPDIR otherwise makes a DataLoader with workers hang)."""
-    scratch = tempfile.mkdtemp(prefix="deck-worker-")
-    if len(scratch) <= SOCKET_ROOM or not os.path.isdir("/tmp"):
+    """A new folder for the demo server, inside TMPDIR, or inside /tmp when TMPDIR's path is too long
+    for the sockets libraries put in a demo's folder (a long TMPDIR makes a DataLoader with workers hang)."""
+    scratch = tempfile.mkdtemp(prefix="demos-")
+    if len(scratch + DEMO_FOLDER) <= SOCKET_ROOM or not os.path.isdir("/tmp"):
         return scratch
     os.rmdir(scratch)
-    return tempfile.mkdtemp(prefix="deck-worker-", dir="/tmp")
+    return tempfile.mkdtemp(prefix="demos-", dir="/tmp")
 
 
 class Server:
@@ -45,8 +47,6 @@ class Server:
         self.config = config
         self.replies = replies
         self.scratch = scratch_folder()
-        # Demos, and the libraries they import, get the scratch folder as their TMPDIR: what they leave there
-        # (torch's compiler cache, onnxruntime's session file) goes with it, so a compile is measured cold
         os.environ["TMPDIR"] = tempfile.tempdir = self.scratch
         self.running: tuple[int, ...] = ()   # the process group of the demo running now
 
@@ -73,10 +73,14 @@ class Server:
             if os.path.exists(path):
                 os.unlink(path)
         sys.stdout.flush(), sys.stderr.flush()
+        # Each demo gets an empty TMPDIR of its own, removed when it ends: what it and the libraries it
+        # imports leave there (torch's compiler cache, onnxruntime's session file) is gone before the next
+        # demo, so a compile is measured cold however long the server has been running
+        folder = tempfile.mkdtemp(prefix="d", dir=self.scratch)
         server = os.getpid()
         pid = os.fork()
         if pid == 0:
-            run_child(request, self.config, reply_path, output_path, server, (self.replies.fileno(),))
+            run_child(request, self.config, Paths(reply_path, output_path, folder), server, (self.replies.fileno(),))
         try:
             os.setpgid(pid, pid)   # as the child does itself: whichever runs first, the group exists
         except OSError:
@@ -87,6 +91,7 @@ class Server:
         finally:
             supervise.kill_tree(self.running)
             self.running = ()
+            shutil.rmtree(folder, ignore_errors=True)
         text, total = read_capped(output_path, self.config.output_cap)
         if status is None:
             return failed(Problem.TIMED_OUT, f"{request.timeout_s:g} s", output=text[-OUTPUT_TAIL_CHARS:])

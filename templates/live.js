@@ -1,13 +1,14 @@
 // Live preview (python build.py serve): the server pushes each rebuild and the page patches the slides
-// that changed, in place: no reload, the current slide and fragment stay. R (or the speaker view's
-// button) reruns the current slide's demos; their slides change only if every claim still holds.
+// that changed, in place: no reload, the current slide and fragment stay. While a rebuild runs a demo, the
+// page says which and for how long. R (or the speaker view's button) reruns the current slide's demos;
+// their slides change only if every claim still holds.
 (function () {
   var version = Number(document.querySelector('meta[name="deck-live-version"]').content);
   var overlay = panel("deck-build-error", "position:fixed;left:0;right:0;bottom:0;max-height:60%;overflow:auto;" +
     "margin:0;padding:1em;background:#5b0d0d;color:#fff;font:14px/1.4 monospace;z-index:100000;white-space:pre-wrap;");
   var badge = panel("deck-live-status", "position:fixed;right:1em;top:1em;padding:.3em .6em;border-radius:.3em;" +
     "background:#222;color:#fff;font:14px/1.4 sans-serif;z-index:100000;opacity:.85;");
-  var speaker = null, running = null, lastOutcome = "";
+  var speaker = null, running = null, building = null, timer = null, lastOutcome = "";
 
   function panel(id, css) {
     var element = document.createElement(id === "deck-build-error" ? "pre" : "div");
@@ -54,7 +55,16 @@
     if (state.version !== undefined && state.version !== version && !state.building) { location.reload(); return; }
     overlay.textContent = state.error ? "Build failed; showing the last good deck.\n\n" + state.error : "";
     overlay.hidden = !state.error;
-    if (!running) say(state.building ? "rebuilding: " + state.building.join(", ") + " changed …" : "");
+    building = state.building ? {files: state.building.join(", ")} : null;
+    if (!running) say(building ? "rebuilding: " + building.files + " changed …" : "");
+  }
+
+  function showDemo(started) {   // a rebuild runs a demo whose inputs changed
+    if (!building) return;
+    running = {demo: started.demo, started: performance.now(), estimate: estimate(started.demo),
+               label: "rebuilding: " + building.files + " changed; running demo " + started.index + "/" +
+                      started.count + " "};
+    tick();
   }
 
   function say(text) {
@@ -98,11 +108,12 @@
   }
 
   function tick() {
+    clearTimeout(timer);
     if (!running) return;
     var elapsed = (performance.now() - running.started) / 1000;
-    say("rerunning " + running.demo + ": " + elapsed.toFixed(1) + " s" +
+    say((running.label || "rerunning ") + running.demo + ": " + elapsed.toFixed(1) + " s" +
         (isNaN(running.estimate) ? "" : " (last run took " + running.estimate.toFixed(1) + " s)"));
-    setTimeout(tick, 100);
+    timer = setTimeout(tick, 100);
   }
 
   // --- the speaker view (reveal's notes plugin popup) gets a rerun button and the reruns' outcome -----------
@@ -139,7 +150,12 @@
     }
     var events = new EventSource("/__deck__/events");
     events.addEventListener("update", function (event) { patch(JSON.parse(event.data)); });
-    events.addEventListener("state", function (event) { showState(JSON.parse(event.data)); });
+    events.addEventListener("state", function (event) {
+      var state = JSON.parse(event.data);
+      if (!state.building && running && running.label) running = null;   // the rebuild's demos are done
+      showState(state);
+    });
+    events.addEventListener("demo", function (event) { showDemo(JSON.parse(event.data)); });
     events.addEventListener("rerun", function (event) { showRerun(JSON.parse(event.data)); });
   }
   if (Reveal.isReady()) start(); else Reveal.on("ready", start);

@@ -97,7 +97,7 @@ def use(project: Path, *references: str) -> None:
 def leftovers(project: Path) -> list[str]:
     """Staging folders beside dist/ and worker scratch folders that a build should have removed."""
     return ([p.name for p in project.iterdir() if p.name.startswith(".dist.")]
-            + [p.name for p in scratch_dir(project).glob("deck-worker-*")])
+            + [p.name for p in scratch_dir(project).glob("demos-*")])
 
 
 def assert_failed_cleanly(project: Path, before: dict, build, *messages: str) -> None:

@@ -11,15 +11,15 @@ from conftest import PRIVATE, private_environment, run_build
 
 
 def test_left_in_lists_files_and_empty_folders_but_not_empty_scratch_folders(tmp_path):
-    (tmp_path / "deck-test-0123456789").mkdir()                     # a talk's scratch folder, empty
-    (tmp_path / "deck-test-abcdefabcd").mkdir()
-    (tmp_path / "deck-test-abcdefabcd" / "deck-worker-x").mkdir()  # ... and one a server left
+    (tmp_path / "talk-01234567").mkdir()                     # a talk's scratch folder, empty
+    (tmp_path / "talk-abcdefab").mkdir()
+    (tmp_path / "talk-abcdefab" / "demos-x").mkdir()  # ... and one a server left
     (tmp_path / "compose_modules-1234").mkdir()
     (tmp_path / "torchinductor_me" / "fx").mkdir(parents=True)
     (tmp_path / "torchinductor_me" / "fx" / "graph.bin").write_bytes(b"x")
-    assert conftest.left_in(tmp_path) == ["compose_modules-1234", "deck-test-abcdefabcd/deck-worker-x",
+    assert conftest.left_in(tmp_path) == ["compose_modules-1234", "talk-abcdefab/demos-x",
                                           "torchinductor_me/fx/graph.bin"]
-    assert not (tmp_path / "deck-test-0123456789").exists()
+    assert not (tmp_path / "talk-01234567").exists()
 
 
 def finish(private: Path, monkeypatch) -> types.SimpleNamespace:
@@ -43,7 +43,7 @@ def test_a_run_that_leaves_a_file_fails_and_the_private_folder_goes(tmp_path, mo
 
 def test_a_run_that_leaves_nothing_keeps_its_exit_status(tmp_path, monkeypatch):
     private = tmp_path / "private"
-    (private / "tmp" / "deck-test-0123456789").mkdir(parents=True)
+    (private / "tmp" / "talk-01234567").mkdir(parents=True)
     (private / "cache" / "inductor").mkdir(parents=True)          # compiler caches are removed, not reported
     session = finish(private, monkeypatch)
     assert session.exitstatus == pytest.ExitCode.OK and session.config.stash[conftest.LEFTOVERS] == []

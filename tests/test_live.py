@@ -161,14 +161,16 @@ def test_a_failed_rebuild_keeps_the_last_good_deck_and_tells_the_pages(tmp_path)
     served = Preview(tmp_path, "", Guard(port=1, token="t"))
     page = served.events.subscribe()
 
-    def fails():
+    def fails(on_start):
+        on_start(1, 2, DemoCall("arith.tensor_sum"))
         raise BuildError("no such demo", file="slides/a.md", line=3)
     served.rebuild(fails, ["a.md"])
-    events = [page.get_nowait().decode() for _ in range(2)]
-    assert '"building": ["a.md"]' in events[0] and "slides/a.md:3: no such demo" in events[1]
+    events = [page.get_nowait().decode() for _ in range(3)]
+    assert '"building": ["a.md"]' in events[0] and "slides/a.md:3: no such demo" in events[2]
+    assert events[1] == 'event: demo\ndata: {"demo": "arith.tensor_sum", "index": 1, "count": 2}\n\n'
     assert page.empty() and served.version == 0 and "The sum is 45." in served.page()
     (tmp_path / "index.html").write_text(PAGE.replace("45", "46"))
-    served.rebuild(lambda: None, ["a.md"])
+    served.rebuild(lambda on_start: None, ["a.md"])
     assert "building" in page.get_nowait().decode()
     update = json.loads(page.get_nowait().decode().split("data: ", 1)[1])
     assert update["version"] == 1 and [c["id"] for c in update["changed"]] == ["slide-2"]
@@ -223,5 +225,5 @@ def test_reruns_and_rebuilds_take_turns_in_the_order_asked(tmp_path):
                 ("files", ["c.md"], None), ("rerun", "m.second", Future())]:
         served.jobs.put(job)
     while not served.jobs.empty():
-        work(served, lambda: done.append("build"), lambda demo: done.append(demo))
+        work(served, lambda on_start: done.append("build"), lambda demo: done.append(demo))
     assert done == ["build", "m.first", "build", "m.second"]       # a.md and b.md in one build

@@ -172,12 +172,25 @@ def test_a_rerun_changes_both_slides_unless_a_claim_or_the_demo_fails(live, tmp_
         reply = rerun(url, with_token)
         assert reply["state"] == "kept" and "the counter broke" in reply["reason"]
         assert "Again: 2." in text_of(page, "#live-two")
+
+        control.write_text(json.dumps({"value": 4}))                   # a demo edit reruns it, shown in the page
+        page.evaluate("""() => { window.__said = []; const status = document.getElementById('deck-live-status');
+            new MutationObserver(() => window.__said.push(status.textContent))
+                .observe(status, {childList: true, characterData: true, subtree: true}); }""")
+        demo = project / "demos" / "live.py"
+        demo.write_text(demo.read_text() + "# edited\n")
+        page.wait_for_function("() => document.querySelector('#live-two').textContent.includes('Again: 4.')",
+                               timeout=120000)
+        said = page.evaluate("() => window.__said")
+        assert any(re.fullmatch(r"rebuilding: live\.py changed; running demo 1/1 live\.counter: \d+\.\d s "
+                                r"\(last run took \d+\.\d s\)", text) for text in said), said
+        page.wait_for_selector("#deck-live-status", state="hidden")
         assert errors == []
     stop(process)
     # the cache holds the result the slides show: a later build shows it and runs nothing
     built = run_build(project, "--out", str(tmp_path / "later"))
     assert built.returncode == 0 and "0 to run" in built.stderr
-    assert "The counter reads 2." in (tmp_path / "later" / "index.html").read_text()
+    assert "The counter reads 4." in (tmp_path / "later" / "index.html").read_text()
 
 
 def rerun(url: str, with_token: str, demo: str = "live.counter", **headers) -> dict:
@@ -251,7 +264,8 @@ def test_a_hundred_edits_and_twenty_reruns_leave_nothing_behind(live):
         control.write_text(json.dumps({"value": value}))
         assert rerun(url, with_token)["state"] == "updated"
     assert f"Again: {value}." in fetch(url)
-    assert children(process.pid) == [] and workers_of(project) == []
+    kept = [int(pid) for pid in children(process.pid)]   # the demo server, warm for the next rerun
+    assert len(kept) == 1 and workers_of(project) == kept and children(kept[0]) == []
     assert open_files(process.pid) <= files + 2       # the event stream above is still open
     assert resident_kib(process.pid) - memory < 40 * 1024
     listening.close()

@@ -184,7 +184,7 @@ def test_declared_environment_variables_are_part_of_the_key(project):
 # --- demos cannot affect each other ---------------------------------------------------------------
 
 STATE = '''
-import os, sys
+import os, sys, tempfile
 from deck.result import Result
 
 
@@ -201,6 +201,7 @@ def spoil(device, size="full"):
     os.environ["DECK_SPOILED"] = "yes"
     sys.path.insert(0, "/spoiled")
     matplotlib.rcParams["lines.linewidth"] = 9
+    open(os.path.join(tempfile.gettempdir(), "spoiled.txt"), "w").close()
     return Result(values={"spoiled": True})
 
 
@@ -212,7 +213,7 @@ def report(device, size="full"):
         "grad": torch.is_grad_enabled(), "threads": torch.get_num_threads(),
         "deterministic": torch.are_deterministic_algorithms_enabled(), "random": torch.rand(1).item(),
         "cwd": os.getcwd(), "env": os.environ.get("DECK_SPOILED", ""), "path": "/spoiled" in sys.path,
-        "linewidth": matplotlib.rcParams["lines.linewidth"]})
+        "linewidth": matplotlib.rcParams["lines.linewidth"], "tmp": os.listdir(tempfile.gettempdir())})
 '''
 
 
@@ -220,14 +221,15 @@ def report(device, size="full"):
 def test_a_demo_sees_the_same_state_after_other_demos_as_alone(project):
     values = "\n\n".join(f'{name}={{{{ result("state.report").{name} }}}}' for name in
                          ("sum", "dtype", "grad", "threads", "deterministic", "random", "cwd", "env", "path",
-                          "linewidth"))
+                          "linewidth", "tmp"))
     talk(project, {"10-spoil.md": slide(10, '## Spoil\n\n{{ result("state.spoil").spoiled }}'),
                    "20-report.md": slide(10, f"## Report\n\n{values}")}, {"demos/state.py": STATE})
     assert ran(build_here(project)) == ["state.spoil", "state.report"]
     after_others = re.findall(r"<p>(\w+=[^<]*)</p>", (project / "dist" / "index.html").read_text())
     assert ran(build_here(project, "--rerun", "state.report")) == ["state.report"]
     alone = re.findall(r"<p>(\w+=[^<]*)</p>", (project / "dist" / "index.html").read_text())
-    assert after_others == alone and len(alone) == 10
+    assert after_others == alone and len(alone) == 11
+    assert "tmp=[]" in alone                                     # an empty TMPDIR of its own, every time
     assert "sum=0.30000001192092896" in alone and "dtype=torch.float32" in alone and "env=" in alone
     assert f"cwd={project}" in alone and "path=False" in alone and "grad=True" in alone
 
@@ -295,9 +297,9 @@ def test_nothing_outlives_the_builder(project, ending):
         time.sleep(0.05)
     assert not [pid for pid in pids if alive(pid)]
     build.wait(timeout=10)
-    while list(scratch_dir(project).glob("deck-worker-*")) and time.monotonic() - ended < 2:
+    while list(scratch_dir(project).glob("demos-*")) and time.monotonic() - ended < 2:
         time.sleep(0.05)
-    assert list(scratch_dir(project).glob("deck-worker-*")) == []   # the server's scratch folder is gone
+    assert list(scratch_dir(project).glob("demos-*")) == []   # the server's scratch folder is gone
 
 
 @pytest.mark.slow

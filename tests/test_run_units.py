@@ -1,5 +1,6 @@
 """The run stage in-process, no demo server: cache keys, the result cache, staleness, the read log,
 result checks, and how the runner acts on each kind of reply."""
+import dataclasses
 import json
 import os
 import shutil
@@ -19,7 +20,7 @@ from deck.readlog import ReadLog
 from deck.references import Reference
 from deck.result import NOT_A_FILE, DemoCall, Figure, Provenance, Result, Table, file_hash, from_json, to_json
 from deck.runner import FileHashes, ResultCache, RunSettings, cache_key, remember, run_demos, run_now
-from deck.worker import SOCKET_ROOM, scratch_folder
+from deck.worker import DEMO_FOLDER, SOCKET_ROOM, scratch_folder
 
 PROVENANCE = Provenance("cpu", "cpu (test)", "2.13.0", "3.11", "2026-12-01T00:00:00+00:00", 0.5)
 
@@ -228,6 +229,10 @@ class ScriptedServer:
 CALL = DemoCall("a.f")
 
 
+def with_server(settings: RunSettings, server: ScriptedServer) -> RunSettings:
+    return dataclasses.replace(settings, server=server)
+
+
 def references() -> list[Reference]:
     return [Reference(call=CALL, target="a.f", file="slides/10-a.md", line=3, slide=2)]
 
@@ -241,10 +246,10 @@ def test_run_now_reports_each_kind_of_failure_by_its_kind_and_stores_nothing(set
                 "raised an exception:\nTraceback ...", "cannot be stored:\ndemo a.f: values['x'] is a builtins.set",
                 "tried to change /talk/slides/10-a.md", "the demo server stopped answering (no reply)"]
     for reply, words in zip(replies, expected):
-        result = run_now([CALL], references(), settings, server=ScriptedServer(reply))[CALL]
+        result = run_now([CALL], references(), with_server(settings, ScriptedServer(reply)))[CALL]
         assert result.failed and "slides/10-a.md:3: demo a.f" in result.error and words in result.error
-    assert '[tool.deck.timeouts] "a.f"' in run_now([CALL], references(), settings,
-                                                   server=ScriptedServer(replies[0]))[CALL].error
+    timed_out = run_now([CALL], references(), with_server(settings, ScriptedServer(replies[0])))[CALL]
+    assert '[tool.deck.timeouts] "a.f"' in timed_out.error
     assert not (settings.cache_dir / "results").exists()
 
 
@@ -255,16 +260,16 @@ def test_every_kind_of_problem_has_its_wording():
 def test_a_device_this_machine_lacks_stops_the_build_once_even_with_keep_going(settings):
     server = ScriptedServer(failed(Problem.DEVICE_UNAVAILABLE, "--device cuda: this torch build sees no CUDA device"))
     with pytest.raises(BuildError, match="^--device cuda: this torch build sees no CUDA device$"):
-        run_now([CALL, DemoCall("a.g")], references(), settings, server=server)
+        run_now([CALL, DemoCall("a.g")], references(), with_server(settings, server))
     assert server.asked == ["a.f"]
 
 
 def test_a_result_whose_files_changed_while_it_ran_is_dropped_and_run_again(settings):
     server = ScriptedServer(failed(Problem.CHANGED_WHILE_RUNNING, "demos/data.txt"), Reply(result=a_result(2)))
-    assert run_now([CALL], references(), settings, server=server) == {CALL: a_result(2)}
+    assert run_now([CALL], references(), with_server(settings, server)) == {CALL: a_result(2)}
     assert server.asked == ["a.f", "a.f"]
     twice = ScriptedServer(*[failed(Problem.CHANGED_WHILE_RUNNING, "demos/data.txt")] * 2)
-    result = run_now([CALL], references(), settings, server=twice)[CALL]
+    result = run_now([CALL], references(), with_server(settings, twice))[CALL]
     assert "read demos/data.txt, which changed while it ran, twice" in result.error
 
 
@@ -423,9 +428,9 @@ def test_misbehaving_demos_are_reported_by_name_and_nothing_is_cached_or_touched
                 "returns_a_broken_figure": "demo bad.returns_a_broken_figure: figures[0] could not be saved as SVG"}
     calls = [DemoCall(f"bad.{name}") for name in expected]
     where = [Reference(call=call, target=call.demo, file="slides/10-a.md", line=1, slide=1) for call in calls]
-    with runner.DemoServer(settings, "cpu") as server:
-        results = run_now(calls, where, settings, server=server)
-        again = run_now(calls[:1], where, settings, server=server)     # the same server, kept open
+    with runner.DemoServer(settings) as server:
+        results = run_now(calls, where, with_server(settings, server))
+        again = run_now(calls[:1], where, with_server(settings, server))     # the same server, kept open
     for call, words in zip(calls, expected.values()):
         assert words in results[call].error and "Traceback" not in results[call].error, results[call].error
     assert again[calls[0]].failed
@@ -444,7 +449,7 @@ def test_the_demos_scratch_folder_leaves_room_for_the_sockets_put_in_it(monkeypa
     monkeypatch.setattr(tempfile, "tempdir", given)
     folder = scratch_folder()
     try:
-        assert len(folder) <= SOCKET_ROOM and os.path.isdir(folder)
+        assert len(folder + DEMO_FOLDER) <= SOCKET_ROOM and os.path.isdir(folder)
         assert (os.path.dirname(folder) == given) == (length == 1)   # inside TMPDIR whenever it fits
     finally:
         shutil.rmtree(parent), shutil.rmtree(folder, ignore_errors=True)

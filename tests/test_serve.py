@@ -102,14 +102,19 @@ def test_a_port_in_use_is_an_error_before_anything_is_built(project):
 
 
 @pytest.mark.slow
-def test_a_demo_edit_reruns_only_that_demo(server):
+def test_a_demo_edit_reruns_only_that_demo_in_a_demo_server_kept_warm(server):
     project, url, process = server
     module = project / "demos" / "words.py"
     module.write_text(module.read_text().replace('"hello"', '"howdy"'))
     try:
         wait_for(lambda: "HOWDY" in fetch(url), timeout=120)
+        kept = workers_of(project)                  # the demo server, and no demo process
+        module.write_text(module.read_text().replace('"howdy"', '"hiya"'))
+        wait_for(lambda: "HIYA" in fetch(url), timeout=120)   # the edited module, imported afresh
+        assert len(kept) == 1 and workers_of(project) == kept
     finally:
         process.send_signal(signal.SIGINT)
         _, log = process.communicate(timeout=20)
         print(log)
-    assert re.findall(r"\[\d+/\d+\] (\S+) \.\.\.", log) == ["words.shout"]
+    assert re.findall(r"\[\d+/\d+\] (\S+) \.\.\.", log) == ["words.shout"] * 2
+    assert workers_of(project) == []

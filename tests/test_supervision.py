@@ -123,4 +123,4 @@ def test_a_killed_builder_takes_the_server_and_its_demos_with_it(project, mode):
     while living(pids + server) and time.monotonic() - ended < 3:
         time.sleep(0.05)
     assert living(pids + server) == []
-    assert list(scratch_dir(project).glob("deck-worker-*")) == []
+    assert list(scratch_dir(project).glob("demos-*")) == []
