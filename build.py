@@ -256,7 +256,7 @@ def run_settings(options: argparse.Namespace, memo: Memo, on_start: DemoStarted 
                        # --timeout applies to every demo; otherwise [tool.deck] sets a default and per-demo limits
                        timeout_s=options.timeout or config.demo_timeout_s,
                        timeouts={} if options.timeout else dict(config.timeouts),
-                       env=config.env, keep_going=options.keep_going,
+                       env=config.env, preload=config.preload, keep_going=options.keep_going,
                        rerun=tuple(options.rerun), fresh=options.fresh, results_archive=options.results,
                        protected=(options.root / "slides", options.templates, options.out), memo=memo,
                        on_start=on_start, server=server)

@@ -28,6 +28,7 @@ class Config:
     demo_timeout_s: float = 600      # seconds a demo may run (--timeout overrides it and every per-demo limit)
     timeouts: dict[str, float] = field(default_factory=dict)   # [tool.deck.timeouts] "m.f" = seconds
     env: tuple[str, ...] = ()        # environment variables the demos depend on (part of the cache key)
+    preload: tuple[str, ...] = ("matplotlib.pyplot", "torch._dynamo")   # imported once by the demo server
 
     @property
     def talk(self) -> dict:
@@ -58,7 +59,8 @@ EXPECTED = {"title": ("a string", is_text), "subtitle": ("a string", is_text),
             "target_minutes": ("a number of minutes > 0", is_positive),
             "demo_timeout_s": ("a number of seconds > 0", is_positive),
             "timeouts": ('a table of "module.function" = seconds', lambda v: isinstance(v, dict)),
-            "env": ('a list of environment variable names, e.g. ["OMP_NUM_THREADS"]', is_names)}
+            "env": ('a list of environment variable names, e.g. ["OMP_NUM_THREADS"]', is_names),
+            "preload": ('a list of module names, e.g. ["matplotlib.pyplot", "transformers"]', is_names)}
 
 
 class Source:
@@ -110,8 +112,9 @@ def config_from(table: dict, source: Source) -> Config:
         values[key] = value
     if isinstance(values.get("date"), datetime.date):
         values["date"] = values["date"].isoformat()
-    if "env" in values:
-        values["env"] = tuple(values["env"])
+    for key in ("env", "preload"):
+        if key in values:
+            values[key] = tuple(values[key])
     for demo, seconds in values.get("timeouts", {}).items():
         if not is_positive(seconds):
             hint = (f'; a demo name holds a dot, so quote it: "{demo}.NAME" = SECONDS'

@@ -47,6 +47,7 @@ class ServerConfig:
     demos: str                     # the folder of the demos package (its name is the folder's name)
     protected: tuple[str, ...] = ()   # folders no demo may write into
     output_cap: int = OUTPUT_CAP_BYTES
+    preload: tuple[str, ...] = ()     # modules the server imports once, before any demo (torch always)
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,8 @@ def encode(message: ServerConfig | Request | Ready | Reply) -> str:
                 "message": message.message, "detail": message.detail, "output": message.output}
     elif isinstance(message, ServerConfig):
         data = {"type": "config", "device": message.device, "root": message.root, "demos": message.demos,
-                "protected": list(message.protected), "output_cap": message.output_cap}
+                "protected": list(message.protected), "output_cap": message.output_cap,
+                "preload": list(message.preload)}
     else:
         data = {"type": "request", "demo": message.demo, "args": message.args, "size": message.size,
                 "timeout_s": message.timeout_s}
@@ -157,10 +159,14 @@ def _reply(data: dict) -> Reply:
 
 
 def _config(data: dict) -> ServerConfig:
-    _fields(data, "config", {"device": str, "root": str, "demos": str, "protected": list, "output_cap": int})
+    _fields(data, "config", {"device": str, "root": str, "demos": str, "protected": list, "output_cap": int,
+                             "preload": list})
     if not all(isinstance(path, str) for path in data["protected"]):
         raise ProtocolError("config.protected: expected a list of folders")
-    return ServerConfig(data["device"], data["root"], data["demos"], tuple(data["protected"]), data["output_cap"])
+    if not all(isinstance(name, str) for name in data["preload"]):
+        raise ProtocolError("config.preload: expected a list of module names")
+    return ServerConfig(data["device"], data["root"], data["demos"], tuple(data["protected"]), data["output_cap"],
+                        tuple(data["preload"]))
 
 
 def _request(data: dict) -> Request:

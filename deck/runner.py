@@ -50,6 +50,7 @@ class RunSettings:
     timeout_s: float = 600.0
     timeouts: dict | None = None  # per demo, from [tool.deck.timeouts]
     env: tuple[str, ...] = ()     # environment variables the demos depend on, from [tool.deck] env
+    preload: tuple[str, ...] = ()   # modules the demo server imports once, from [tool.deck] preload
     keep_going: bool = False
     rerun: tuple[str, ...] = ()
     fresh: bool = False
@@ -325,7 +326,8 @@ class DemoServer:
                            MPLBACKEND="Agg", PYTHONUNBUFFERED="1")
         config = ServerConfig(device=resolve_device(self.settings), root=str(self.settings.root),
                               demos=str(self.settings.demos),
-                              protected=tuple(str(folder) for folder in self.settings.protected_folders))
+                              protected=tuple(str(folder) for folder in self.settings.protected_folders),
+                              preload=self.settings.preload)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "deck.worker", encode(config)], cwd=self.settings.root,
             env=environment, stdin=subprocess.PIPE, stdout=subprocess.PIPE)

@@ -14,6 +14,7 @@ builder goes away for any reason, stdin closes, and the server kills everything 
 """
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import signal
@@ -50,10 +51,10 @@ class Server:
         os.environ["TMPDIR"] = tempfile.tempdir = self.scratch
         self.running: tuple[int, ...] = ()   # the process group of the demo running now
 
-    def shut_down(self, *_) -> None:
+    def shut_down(self, *_, status: int = 0) -> None:
         supervise.kill_tree(self.running)
         shutil.rmtree(self.scratch, ignore_errors=True)
-        os._exit(0)
+        os._exit(status)
 
     def send(self, message: Ready | Reply) -> None:
         self.replies.write(encode(message) + "\n")
@@ -119,14 +120,16 @@ def read_capped(path: str, cap: int) -> tuple[str, int]:
     return head.decode("utf-8", errors="replace"), total
 
 
-def preload() -> None:
-    """Import once what every demo's fork then has: matplotlib (Agg), torch, and torch._dynamo
-    (an optimizer's first step imports it: a second a demo, saved)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot  # noqa: F401
+def preload(modules: tuple[str, ...]) -> None:
+    """Import once what every demo's fork then has: torch, and the modules [tool.deck] preload names
+    (by default matplotlib.pyplot, on the Agg backend the builder sets, and torch._dynamo, which an
+    optimizer's first step imports: a second a demo, saved)."""
     import torch
-    import torch._dynamo  # noqa: F401
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as error:
+            raise SystemExit(f"[tool.deck] preload: cannot import {name}: {error}") from None
     if torch.cuda.is_initialized():
         raise SystemExit("the demo server initialised CUDA before forking; its demos could not use the GPU")
 
@@ -144,13 +147,14 @@ def main() -> None:
     for number in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(number, server.shut_down)
     try:
-        preload()
+        preload(config.preload)
         server.send(Ready())
         server.serve()
     except (supervise.BuilderGone, BrokenPipeError):
         pass   # the builder has gone: nobody to answer
     except (SystemExit, ProtocolError) as stop:
         print(f"error: the demo server stopped: {stop}", file=sys.stderr)
+        server.shut_down(status=1)
     server.shut_down()
 
 

@@ -16,7 +16,8 @@ RESULT = Result(values={"total": 45, "name": "x", "ratio": 0.5, "flags": [True, 
 
 @pytest.mark.parametrize("message", [
     Ready(),
-    ServerConfig(device="cpu", root="/talk", demos="/talk/demos", protected=("/talk/slides", "/out")),
+    ServerConfig(device="cpu", root="/talk", demos="/talk/demos", protected=("/talk/slides", "/out"),
+                 preload=("matplotlib.pyplot",)),
     Request(demo="basics.numpy_vs_torch", args={"n": 3}, size="small", timeout_s=12.5),
     Reply(result=RESULT),
     failed(Problem.TIMED_OUT, "8 s", output="the end of what it printed"),
@@ -64,6 +65,8 @@ def tampered(message, **changes) -> str:
     (tampered(failed(Problem.CRASHED), problem=None), "reply: expected either a result or a problem"),
     (tampered(Reply(result=RESULT), result={"values": {}}), "reply.result: missing"),
     (tampered(ServerConfig("cpu", "/t", "/t/demos"), protected=[1]), "config.protected: expected a list of folders"),
+    (tampered(ServerConfig("cpu", "/t", "/t/demos"), preload="torch"), "config.preload: expected list, got str"),
+    (tampered(ServerConfig("cpu", "/t", "/t/demos"), preload=[None]), "config.preload: expected a list of module names"),
     ("[" * 100_000 + "]" * 100_000, "not a JSON message"),
 ])
 def test_a_message_of_the_wrong_shape_names_the_field(line, error):

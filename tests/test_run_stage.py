@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, build_here, scratch_dir, start_build
+from conftest import REPO, build_here, run_build, scratch_dir, start_build
 from deck.errors import BuildError
 from deck.files import write_file
 
@@ -232,6 +232,29 @@ def test_a_demo_sees_the_same_state_after_other_demos_as_alone(project):
     assert "tmp=[]" in alone                                     # an empty TMPDIR of its own, every time
     assert "sum=0.30000001192092896" in alone and "dtype=torch.float32" in alone and "env=" in alone
     assert f"cwd={project}" in alone and "path=False" in alone and "grad=True" in alone
+
+
+PRELOADED = '''
+import sys
+from deck.result import Result
+
+
+def preloaded(device, size="full"):
+    return Result(values={"modules": [name for name in ("matplotlib.pyplot", "torch._dynamo") if name in sys.modules]})
+'''
+
+
+@pytest.mark.slow
+def test_the_demo_server_preloads_the_modules_the_talk_names(project):
+    talk(project, {"10-p.md": slide(10, '## Preloaded\n\n{{ result("p.preloaded").modules | join(" and ") }}.')},
+         {"demos/p.py": PRELOADED}, pyproject='[tool.deck]\npreload = ["matplotlib.pyplot"]\n')
+    assert ran(build_here(project)) == ["p.preloaded"]
+    assert "<p>matplotlib.pyplot.</p>" in (project / "dist" / "index.html").read_text()
+    (project / "pyproject.toml").write_text('[tool.deck]\npreload = ["matplotlib.pyplott"]\n')
+    failed = run_build(project, "--rerun", "p.preloaded")       # a process: the server's message is on its stderr
+    assert failed.returncode == 1
+    assert "[tool.deck] preload: cannot import matplotlib.pyplott: No module named 'matplotlib.pyplott'" in failed.stderr
+    assert "the demo server could not start (exit status 1)" in failed.stderr
 
 
 # --- processes never outlive the build ------------------------------------------------------------
