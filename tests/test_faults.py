@@ -122,7 +122,7 @@ def test_demo_raises(built):
 def test_demo_hangs_and_is_killed_after_its_timeout(built):
     project, before = built
     use(project, 'demo("bad.hangs")')
-    (project / "pyproject.toml").write_text('[tool.deck.timeouts]\n"bad.hangs" = 3\n')
+    (project / "pyproject.toml").write_text('[tool.deck]\npreload = []\n\n[tool.deck.timeouts]\n"bad.hangs" = 3\n')
     started = time.monotonic()
     build = run_build(project, timeout=120)
     assert time.monotonic() - started < 60

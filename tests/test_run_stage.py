@@ -139,6 +139,7 @@ DEPENDENCIES = {
     "demos/i.py": "import os\nfrom deck.result import Result\n\n\ndef environment(device, size='full'):\n"
                   "    return Result(values={'v': os.environ.get('DECK_TEST_LEVEL', '')})\n",
 }
+ENV_DECLARED = '[tool.deck]\nenv = ["DECK_TEST_LEVEL"]\npreload = []\n'   # the fixture's preload, kept
 EVERY_DEMO = ["a.sibling", "c.loaded", "d.nested", "e.shared_one", "f.shared_two", "g.helped", "h.rooted",
               "i.environment"]
 
@@ -159,7 +160,7 @@ EDITS = [                                                 # (file edited, demos 
 def test_editing_what_a_demo_read_reruns_exactly_the_demos_that_read_it(project):
     slides = {"10-all.md": slide(10, "## All\n\n" + "\n\n".join(
         f'{name}: {{{{ result("{name}").v }}}}' for name in EVERY_DEMO))}
-    talk(project, slides, DEPENDENCIES, pyproject='[tool.deck]\nenv = ["DECK_TEST_LEVEL"]\n')
+    talk(project, slides, DEPENDENCIES, pyproject=ENV_DECLARED)
     assert sorted(ran(build_here(project))) == EVERY_DEMO
     for edited, rerun in EDITS:
         path = project / edited
@@ -173,7 +174,7 @@ def test_editing_what_a_demo_read_reruns_exactly_the_demos_that_read_it(project)
 @pytest.mark.slow
 def test_declared_environment_variables_are_part_of_the_key(project):
     talk(project, {"10-env.md": slide(10, '## Env\n\nlevel {{ result("i.environment").v }}')},
-         {"demos/i.py": DEPENDENCIES["demos/i.py"]}, pyproject='[tool.deck]\nenv = ["DECK_TEST_LEVEL"]\n')
+         {"demos/i.py": DEPENDENCIES["demos/i.py"]}, pyproject=ENV_DECLARED)
     assert ran(build_here(project, DECK_TEST_LEVEL="3")) == ["i.environment"]
     assert "level 3" in (project / "dist" / "index.html").read_text()
     assert ran(build_here(project, DECK_TEST_LEVEL="3")) == []
