@@ -7,9 +7,10 @@ STAMPS := .cache/stamps
 deck: setup
 	$(PYTHON) build.py
 
-# Two workers, a test file each at a time: most slow tests wait on a demo server, a compiler or a browser.
+# Two workers, a test file each at a time, in the order tests/conftest.py sets: most slow tests wait on
+# a demo server, a compiler or a browser.
 test: setup-test
-	$(PYTHON) -m pytest -n 2 --dist loadfile
+	$(PYTHON) -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 setup: $(STAMPS)/python $(STAMPS)/node
 

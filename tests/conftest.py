@@ -104,6 +104,21 @@ def left_in(temporary: Path) -> list[str]:
                   if path.is_file() or path.is_symlink() or not any(path.iterdir()))
 
 
+# make test runs two workers, each taking a whole file at a time, in this order (--dist loadfile
+# --no-loadscope-reorder).  The talk's two cold builds start first, one per worker: the session's
+# (talk_build, first needed in test_demo_models) and the copy of test_talk_reproducible.  The other
+# files that read the session's build come last, when the talk's cache holds it.
+RUN_FIRST = ("test_demo_models.py", "test_talk_reproducible.py")
+RUN_LAST = ("test_demo_compile_wall.py", "test_demo_production.py", "test_talk.py", "test_talk_legibility.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def place(item: pytest.Item) -> int:
+        name = item.path.name
+        return 0 if name in RUN_FIRST else 2 if name in RUN_LAST else 1
+    items.sort(key=place)   # stable: each file's tests keep their order
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Remove the private folder; fail the run if anything was left in its TMPDIR."""
     if is_xdist_worker(session.config) or PRIVATE not in os.environ:

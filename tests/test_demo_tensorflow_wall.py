@@ -2,25 +2,35 @@
 tf.function is frozen at trace time, retraces as an argument, and varies once it is in the graph."""
 import pytest
 
-tf = pytest.importorskip("tensorflow")  # an optional extra: pip install ".[tensorflow]"
-
-from demos import tensorflow_wall  # noqa: E402  (after the skip)
-from demos._main import demos_in  # noqa: E402
+from demos._main import demos_in
 
 pytestmark = [pytest.mark.slow,  # imports TensorFlow and traces graphs
               pytest.mark.usefixtures("demo_tmpdir")]
 
 
 @pytest.fixture(scope="module")
-def result():
+def tf():
+    """TensorFlow, an optional extra (pip install ".[tensorflow]"): imported by the first test that needs
+    it, not when the tests are collected (it takes seconds, and the quick tier runs none of these)."""
+    return pytest.importorskip("tensorflow")
+
+
+@pytest.fixture(scope="module")
+def tensorflow_wall(tf):
+    from demos import tensorflow_wall
+    return tensorflow_wall
+
+
+@pytest.fixture(scope="module")
+def result(tensorflow_wall):
     return tensorflow_wall.tf_random_depth("cpu", "small")
 
 
-def test_is_the_only_demo():
+def test_is_the_only_demo(tensorflow_wall):
     assert set(demos_in(tensorflow_wall)) == {"tf_random_depth"}
 
 
-def test_a_python_depth_is_drawn_once_while_tracing(result):
+def test_a_python_depth_is_drawn_once_while_tracing(result, tf):
     values = result.values
     assert values["tensorflow"] == tf.__version__
     assert values["python_traces"] == 1
@@ -47,7 +57,7 @@ def test_calls_that_traced_are_timed_apart_from_those_that_did_not(result):
     assert len(result.tables[0].rows) == 3
 
 
-def test_the_shown_function_really_freezes_its_depth():
+def test_the_shown_function_really_freezes_its_depth(tensorflow_wall, tf):
     """Independently of the demo: the listing's function, with two depths forced by hand."""
     import random
     layers = [tf.eye(4) for _ in range(3)]
@@ -61,7 +71,7 @@ def test_the_shown_function_really_freezes_its_depth():
     assert forward.experimental_get_tracing_count() == 1
 
 
-def test_without_tensorflow_it_says_so_and_measures_nothing(monkeypatch, capsys):
+def test_without_tensorflow_it_says_so_and_measures_nothing(tensorflow_wall, monkeypatch, capsys):
     monkeypatch.setattr(tensorflow_wall, "tf", None)
     result = tensorflow_wall.tf_random_depth("cpu", "small")
     assert result.values == {"tensorflow": ""}
