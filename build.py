@@ -137,7 +137,8 @@ def build(options: argparse.Namespace, fresh: dict[DemoCall, Result] | None, mem
             raise BuildError(f"--rerun {name}: no such demo{closest(name, catalog.demo_names)}")
     if found.errors and not options.keep_going:
         raise BuildError("\n".join(str(e) for e in found.errors)) if len(found.errors) > 1 else found.errors[0]
-    results = {**run_demos(found.calls, found.references, run_settings(options, memo, on_start, server)), **(fresh or {})}
+    settings = run_settings(options, memo, on_start, server)
+    results = {**run_demos(found.calls, found.references, settings), **(fresh or {})}
     if options.export_results:
         count = export_archive(results, options.size, options.export_results)
         print(f"exported {count} results to {options.export_results}", file=sys.stderr)
