@@ -18,14 +18,17 @@ setup-test: setup $(STAMPS)/chromium
 
 # torch is installed only if missing, so a CUDA build you already have is kept; otherwise the
 # CPU wheel torch==2.13.0 that the deck is tested with (PyTorch's CPU index: PyPI's Linux wheel is
-# the multi-GB CUDA build). The rest is pyproject.toml's declaration, at the lock's versions,
-# with the optional TensorFlow extra that part 4 compares against.
+# the multi-GB CUDA build; one retry per request, so a machine that cannot reach that index and has
+# the wheel elsewhere does not wait a minute on it). The rest is pyproject.toml's declaration, at the
+# lock's versions, with the optional TensorFlow extra that part 4 compares against. --no-compile:
+# Python compiles a module when it is first imported, not all of torch's and TensorFlow's up front.
 TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
+PIP_INSTALL := $(PYTHON) -m pip install --no-compile -c requirements.lock
 
 $(STAMPS)/python: pyproject.toml requirements.lock
 	@$(PYTHON) -c "import torch" 2>/dev/null || \
-		$(PYTHON) -m pip install "torch==2.13.0" --extra-index-url $(TORCH_CPU_INDEX) -c requirements.lock
-	$(PYTHON) -m pip install -e ".[test,tensorflow]" -c requirements.lock
+		$(PIP_INSTALL) --retries 1 "torch==2.13.0" --extra-index-url $(TORCH_CPU_INDEX)
+	$(PIP_INSTALL) -e ".[test,tensorflow]"
 	@mkdir -p $(STAMPS) && touch $@
 
 $(STAMPS)/node: package.json package-lock.json
