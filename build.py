@@ -32,7 +32,7 @@ from deck.live import slide_facts
 from deck.memo import Memo, files_under
 from deck.output import (REVEAL_FILES, check_output_folder, content_security_policy, link_tags, output_lock,
                          own_output_folder, third_party_assets, write_atomically)
-from deck.provenance import footer_text, provenance_rows, provenance_slide
+from deck.provenance import provenance_rows, provenance_slide
 from deck.references import scan
 from deck.render import (RenderedDeck, RenderedSlide, SlideRenderer, format_minutes, make_environment,
                          page_environment, render_slides)
@@ -187,7 +187,7 @@ def with_provenance(slides: list[RenderedSlide], rows: list[dict], pages) -> Ren
     for slide in slides:
         slide.start_seconds = elapsed
         elapsed += slide.timing
-    return RenderedDeck(slides=slides, footer=footer_text(rows))
+    return RenderedDeck(slides=slides)
 
 
 def deck_files(deck: RenderedDeck, pages, options: argparse.Namespace, facts: dict,
@@ -195,7 +195,7 @@ def deck_files(deck: RenderedDeck, pages, options: argparse.Namespace, facts: di
     """index.html and notes.html, plus the assets they link (none with --single-file)."""
     assets, head = assets
     index = pages.get_template("deck.html.j2").render(
-        talk=options.talk, slides=deck.slides, facts=facts, footer=deck.footer, **head)
+        talk=options.talk, slides=deck.slides, facts=facts, **head)
     notes = pages.get_template("notes.html.j2").render(
         talk=options.talk, slides=deck.slides, total_seconds=deck.total_seconds,
         stylesheet=Markup(f"<style>\n{assets['assets/deck.css'].decode()}\n</style>"))

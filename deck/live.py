@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hmac
 import queue
-import re
 import threading
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
@@ -69,15 +68,13 @@ class Guard:
 
 
 OPENING, CLOSING = '\n<section id="', "\n</section>\n"   # how deck.html.j2 writes each slide: lines of its own
-FOOTER = re.compile(r'<footer class="deck-footer">.*?</footer>', re.S)
 
 
 @dataclass
 class Snapshot:
-    """A built page cut into what the open page can patch: its slides by id, its footer, its stylesheet."""
+    """A built page cut into what the open page can patch: its slides by id, and its stylesheet."""
     ids: list[str]
     sections: dict[str, str]
-    footer: str
     css: str
     frame: str            # everything else; when it changes, the page must reload
 
@@ -91,16 +88,13 @@ class Snapshot:
             frame.append(page[at:start].strip())   # a slide added or removed leaves the rest as it was
             at = end + len(CLOSING) - 1
         frame.append(page[at:])
-        footer = FOOTER.search(frame[-1])
-        return cls(ids=ids, sections=sections, footer=footer.group(0) if footer else "", css=css,
-                   frame="".join(frame[:-1]) + FOOTER.sub("", frame[-1]))
+        return cls(ids=ids, sections=sections, css=css, frame="".join(frame))
 
     def changes(self, new: "Snapshot") -> dict:
         """What the open page needs to become the new build: changed slides, or all of them, or a reload."""
         if new.frame != self.frame:
             return {"reload": True}
-        update: dict = {"changed": [], "footer": new.footer if new.footer != self.footer else None,
-                        "css": new.css if new.css != self.css else None}
+        update: dict = {"changed": [], "css": new.css if new.css != self.css else None}
         if new.ids == self.ids and len(set(new.ids)) == len(new.ids):
             update["changed"] = [{"id": i, "html": new.sections[i]} for i in new.ids
                                  if new.sections[i] != self.sections[i]]

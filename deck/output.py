@@ -82,7 +82,7 @@ def content_security_policy(files: dict[str, bytes], single_file: bool) -> Marku
         "style-src": "'unsafe-inline'" if single_file else "'self' 'unsafe-inline'",
         "img-src": "data:",
         "font-src": "data:",
-        "connect-src": "'self'",              # serve's live reload asks its server for the deck's state
+        "connect-src": "'self'",              # serve's page: its event stream and the rerun request
         "frame-src": "'self'",                # the speaker view shows this slide and the next in frames
         "base-uri": "'none'",
         "form-action": "'none'",

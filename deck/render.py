@@ -55,7 +55,6 @@ class RenderedSlide:
 @dataclass
 class RenderedDeck:
     slides: list[RenderedSlide]
-    footer: str
 
     @property
     def total_seconds(self) -> int:

@@ -34,7 +34,6 @@
       var old = document.getElementById(slide.id);
       if (old) old.replaceWith(element(slide.html));
     });
-    if (update.footer != null) document.querySelector(".deck-footer").replaceWith(element(update.footer));
     if (update.css != null) {
       var sheet = document.getElementById("deck-live-css") ||
         document.head.appendChild(document.createElement("style"));

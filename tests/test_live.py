@@ -24,7 +24,6 @@ PAGE = """<!doctype html><html><head><meta http-equiv="Content-Security-Policy" 
 </section>
 
 </div>
-<footer class="deck-footer">Numbers measured on cpu</footer>
 </div></body></html>
 """
 
@@ -145,11 +144,9 @@ def test_a_rebuild_sends_only_the_slides_that_changed(tmp_path):
     old = Snapshot.of(PAGE, "h1 {}")
     edited = Snapshot.of(PAGE.replace("The sum is 45.", "The sum is 46."), "h1 {}")
     assert old.changes(edited) == {"changed": [{"id": "slide-2", "html": edited.sections["slide-2"]}],
-                                   "footer": None, "css": None}
+                                   "css": None}
     assert "The sum is 46." in edited.sections["slide-2"] and edited.sections["slide-2"].endswith("</section>")
     assert old.changes(Snapshot.of(PAGE, "h1 {color: red}"))["css"] == "h1 {color: red}"
-    footer = old.changes(Snapshot.of(PAGE.replace("on cpu", "on cuda"), "h1 {}"))["footer"]
-    assert footer == '<footer class="deck-footer">Numbers measured on cuda</footer>'
     added = PAGE.replace("</section>\n\n</div>",
                          '</section>\n\n<section id="slide-3" data-timing="5">\n<p>new</p>\n</section>\n\n</div>')
     assert "slide-3" in old.changes(Snapshot.of(added, "h1 {}"))["slides"]

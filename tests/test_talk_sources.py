@@ -96,7 +96,7 @@ def test_rehearsal_paces_slides_with_code_slower_than_those_without(capsys):
         return RenderedSlide(number=number, title="t", timing=60, location=f"slides/x.md:{number}",
                              html=html, notes_html="", notes_text="word " * 140)
     listing = '<div class="highlight"><pre><span>x = 1</span></pre></div>'
-    deck = RenderedDeck(slides=[slide(1, "<p>prose only</p>"), slide(2, listing)], footer="")
+    deck = RenderedDeck(slides=[slide(1, "<p>prose only</p>"), slide(2, listing)], )
     build.print_times(deck, {"target_minutes": 45})
     flagged = [line for line in capsys.readouterr().out.splitlines() if "too long to say" in line]
     assert len(flagged) == 1 and "slide 2 " in flagged[0] and "130 words a minute" in flagged[0]
