@@ -20,10 +20,9 @@ setup-test: setup $(STAMPS)/chromium
 # CPU wheel torch==2.13.0 that the deck is tested with (PyTorch's CPU index: PyPI's Linux wheel is
 # the multi-GB CUDA build; one retry per request, so a machine that cannot reach that index and has
 # the wheel elsewhere does not wait a minute on it). The rest is pyproject.toml's declaration, at the
-# lock's versions, with the optional TensorFlow extra that part 4 compares against. --no-compile:
-# Python compiles a module when it is first imported, not all of torch's and TensorFlow's up front.
+# lock's versions, with the optional TensorFlow extra that part 4 compares against.
 TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
-PIP_INSTALL := $(PYTHON) -m pip install --no-compile -c requirements.lock
+PIP_INSTALL := $(PYTHON) -m pip install -c requirements.lock
 
 $(STAMPS)/python: pyproject.toml requirements.lock
 	@$(PYTHON) -c "import torch" 2>/dev/null || \
