@@ -104,8 +104,8 @@ def left_in(temporary: Path) -> list[str]:
                   if path.is_file() or path.is_symlink() or not any(path.iterdir()))
 
 
-# make test runs three workers, each taking a whole file at a time, in this order (--dist loadfile
-# --no-loadscope-reorder).  The talk's two cold builds start first, on two workers: the session's
+# make test runs two workers, each taking a whole file at a time, in this order (--dist loadfile
+# --no-loadscope-reorder).  The talk's two cold builds start first, one per worker: the session's
 # (talk_build, first needed in test_demo_models) and the copy of test_talk_reproducible.  The other
 # files that read the session's build come last, when the talk's cache holds it.
 RUN_FIRST = ("test_demo_models.py", "test_talk_reproducible.py")
