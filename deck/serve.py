@@ -226,7 +226,8 @@ def serve(build_once: Callable[[DemoStarted], object], rerun_once: Callable[[str
     preview.rebuild(build_once, [])
     out_dir.mkdir(parents=True, exist_ok=True)
     ready, stop = threading.Event(), threading.Event()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # it checks for shutdown every poll interval: 0.1 s, not the default 0.5, so Ctrl-C ends serve at once
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
     threading.Thread(target=watch, args=(watched, preview.jobs, ready, stop), daemon=True).start()
     try:
         ready.wait()
