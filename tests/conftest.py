@@ -8,7 +8,8 @@ The run's temporary folder
     still in ``TMPDIR`` then, other than empty per-talk scratch folders, was left behind by a test,
     a build or a demo: the run lists it and fails.
 
-Torch, where a test module imports it, runs on one thread in this process (``torch_on_one_thread``).
+Torch, where a test module imports it, runs on one thread in this process (``torch_on_one_thread``), and
+OpenMP's idle threads sleep instead of spinning in every process of the run (``OMP_WAIT_POLICY``).
 
 Fixtures
     ``project``        a fresh copy of the fixture talk (``tests/fixture/``), never built: for cold builds.
@@ -61,10 +62,13 @@ LEFTOVERS = pytest.StashKey[list]()
 
 
 def private_environment(private: Path) -> dict[str, str]:
-    """The variables that keep a run's temporary files and compiler caches inside its private folder."""
+    """The variables that keep a run's temporary files and compiler caches inside its private folder, and
+    OpenMP's idle threads asleep: the run's workers share the machine's cores, and a torch thread spinning
+    while it waits for work takes a core another worker's build needs (only timings change)."""
     return {PRIVATE: str(private), "TMPDIR": str(private / "tmp"),
             "TORCHINDUCTOR_CACHE_DIR": str(private / "cache" / "inductor"),
-            "TRITON_CACHE_DIR": str(private / "cache" / "triton")}
+            "TRITON_CACHE_DIR": str(private / "cache" / "triton"),
+            "OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def is_xdist_worker(config: pytest.Config) -> bool:
