@@ -22,6 +22,7 @@ from deck.result import Result, ResultFormatError, from_json, to_json
 OUTPUT_CAP_BYTES = 64 * 1024   # what a demo printed is kept up to this; the rest is counted, not held
 OUTPUT_TAIL_CHARS = 4000       # how much of a failed demo's output its error shows
 MAX_LINE_BYTES = 256 * 1024 * 1024   # a reply bigger than this is a broken server, not a result
+DEMO_FOLDER_PREFIX = "d"   # the server gives each demo TMPDIR=SCRATCH/dXXXXXXXX (tempfile.mkdtemp's 8 characters)
 
 
 class Problem(enum.Enum):
@@ -45,6 +46,7 @@ class ServerConfig:
     device: str
     root: str                      # the talk's folder: the demo's working directory, what reads are relative to
     demos: str                     # the folder of the demos package (its name is the folder's name)
+    scratch: str                   # the server's temporary folder, made (and at the end removed) by the builder
     protected: tuple[str, ...] = ()   # folders no demo may write into
     output_cap: int = OUTPUT_CAP_BYTES
     preload: tuple[str, ...] = ()     # modules the server imports once, before any demo (torch always)
@@ -93,7 +95,7 @@ def encode(message: ServerConfig | Request | Ready | Reply) -> str:
                 "message": message.message, "detail": message.detail, "output": message.output}
     elif isinstance(message, ServerConfig):
         data = {"type": "config", "device": message.device, "root": message.root, "demos": message.demos,
-                "protected": list(message.protected), "output_cap": message.output_cap,
+                "scratch": message.scratch, "protected": list(message.protected), "output_cap": message.output_cap,
                 "preload": list(message.preload)}
     else:
         data = {"type": "request", "demo": message.demo, "args": message.args, "size": message.size,
@@ -159,14 +161,14 @@ def _reply(data: dict) -> Reply:
 
 
 def _config(data: dict) -> ServerConfig:
-    _fields(data, "config", {"device": str, "root": str, "demos": str, "protected": list, "output_cap": int,
-                             "preload": list})
+    _fields(data, "config", {"device": str, "root": str, "demos": str, "scratch": str, "protected": list,
+                             "output_cap": int, "preload": list})
     if not all(isinstance(path, str) for path in data["protected"]):
         raise ProtocolError("config.protected: expected a list of folders")
     if not all(isinstance(name, str) for name in data["preload"]):
         raise ProtocolError("config.preload: expected a list of module names")
-    return ServerConfig(data["device"], data["root"], data["demos"], tuple(data["protected"]), data["output_cap"],
-                        tuple(data["preload"]))
+    return ServerConfig(data["device"], data["root"], data["demos"], data["scratch"], tuple(data["protected"]),
+                        data["output_cap"], tuple(data["preload"]))
 
 
 def _request(data: dict) -> Request:

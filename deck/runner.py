@@ -16,9 +16,11 @@ import hashlib
 import json
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,8 +31,8 @@ from deck.archive import read_archive
 from deck.errors import BuildError
 from deck.files import write_file
 from deck.memo import Memo
-from deck.protocol import (MAX_LINE_BYTES, Problem, ProtocolError, Ready, Reply, Request, ServerConfig, decode,
-                           encode, failed)
+from deck.protocol import (DEMO_FOLDER_PREFIX, MAX_LINE_BYTES, Problem, ProtocolError, Ready, Reply, Request,
+                           ServerConfig, decode, encode, failed)
 from deck.references import Reference
 from deck.result import (FORMAT, NOT_A_FILE, DemoCall, Result, ResultFormatError, file_hash, folder_hash,
                          from_json, to_json)
@@ -305,13 +307,32 @@ def failure(call: DemoCall, reply: Reply, where: Reference | None, settings: Run
     return Result(error=str(error))
 
 
+# multiprocessing puts its Unix sockets (DataLoader workers sharing tensors) at TMPDIR/pymp-*/listener-*:
+# 32 characters below TMPDIR, and a socket's path has at most 103 characters on macOS, 107 on Linux.
+SOCKET_ROOM = 103 - 32   # the longest TMPDIR a demo may be given
+DEMO_FOLDER = f"/{DEMO_FOLDER_PREFIX}12345678"   # what a demo's own folder adds to the server's
+
+
+def scratch_folder() -> str:
+    """A new folder for the demo server, inside TMPDIR, or inside /tmp when TMPDIR's path is too long
+    for the sockets libraries put in a demo's folder (a long TMPDIR makes a DataLoader with workers hang)."""
+    scratch = tempfile.mkdtemp(prefix="demos-")
+    if len(scratch + DEMO_FOLDER) <= SOCKET_ROOM or not os.path.isdir("/tmp"):
+        return scratch
+    os.rmdir(scratch)
+    return tempfile.mkdtemp(prefix="demos-", dir="/tmp")
+
+
 class DemoServer:
     """The process that imports torch once and forks one child per demo (deck/worker.py); started by the
-    first demo it is asked to run, and kept until ``stop`` (the end of a build, or of ``serve``)."""
+    first demo it is asked to run, and kept until ``stop`` (the end of a build, or of ``serve``).  Its
+    temporary folder is made here and removed here when it has ended, however it ended."""
 
     def __init__(self, settings: RunSettings):
         self.settings = settings
         self.process: subprocess.Popen | None = None
+        self.scratch = ""
+        self.ready = False
         self.buffer = b""
 
     def __enter__(self):
@@ -324,20 +345,25 @@ class DemoServer:
         path = [str(self.settings.root), str(self.settings.builder), os.environ.get("PYTHONPATH", "")]
         environment = dict(os.environ, PYTHONPATH=os.pathsep.join(path).rstrip(os.pathsep),
                            MPLBACKEND="Agg", PYTHONUNBUFFERED="1")
-        config = ServerConfig(device=resolve_device(self.settings), root=str(self.settings.root),
-                              demos=str(self.settings.demos),
+        device = resolve_device(self.settings)
+        self.scratch = scratch_folder()
+        config = ServerConfig(device=device, root=str(self.settings.root), demos=str(self.settings.demos),
+                              scratch=self.scratch,
                               protected=tuple(str(folder) for folder in self.settings.protected_folders),
                               preload=self.settings.preload)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "deck.worker", encode(config)], cwd=self.settings.root,
             env=environment, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.buffer = b""
-        if not isinstance(self.receive(timeout=300), Ready):
+        self.ready = isinstance(self.receive(timeout=300), Ready)
+        if not self.ready:
             code = self.process.wait()
+            self.stop()
             raise BuildError(f"the demo server could not start (exit status {code}); see the message above")
 
     def stop(self) -> None:
-        """Closing its stdin tells the server to kill every demo process and exit; then make sure."""
+        """Closing its stdin tells a ready server to kill every demo process and exit; one still importing
+        has started nothing and is ended at once.  Then make sure, and remove its folder."""
         if self.process is None:
             return
         for stream in (self.process.stdin, self.process.stdout):
@@ -345,6 +371,8 @@ class DemoServer:
                 stream.close()
             except OSError:
                 pass
+        if not self.ready:
+            self.process.terminate()
         try:
             self.process.wait(timeout=2)
         except subprocess.TimeoutExpired:
@@ -354,7 +382,8 @@ class DemoServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        self.process = None
+        shutil.rmtree(self.scratch, ignore_errors=True)
+        self.process, self.ready = None, False
 
     def run(self, call: DemoCall, timeout: float) -> Reply:
         if self.process is None:

@@ -23,32 +23,18 @@ import tempfile
 
 from deck import supervise
 from deck.harness import Paths, run_child
-from deck.protocol import (OUTPUT_TAIL_CHARS, Problem, ProtocolError, Ready, Reply, Request, ServerConfig, decode,
-                           encode, failed)
+from deck.protocol import (DEMO_FOLDER_PREFIX, OUTPUT_TAIL_CHARS, Problem, ProtocolError, Ready, Reply, Request,
+                           ServerConfig, decode, encode, failed)
 
 
-# multiprocessing puts its Unix sockets (DataLoader workers sharing tensors) at TMPDIR/pymp-*/listener-*:
-# 32 characters below TMPDIR, and a socket's path has at most 103 characters on macOS, 107 on Linux.
-SOCKET_ROOM = 103 - 32   # the longest TMPDIR a demo may be given
-DEMO_FOLDER = "/d12345678"   # what a demo's own folder adds to the server's (tempfile.mkdtemp(prefix="d"))
-
-
-def scratch_folder() -> str:
-    """A new folder for the demo server, inside TMPDIR, or inside /tmp when TMPDIR's path is too long
-    for the sockets libraries put in a demo's folder (a long TMPDIR makes a DataLoader with workers hang)."""
-    scratch = tempfile.mkdtemp(prefix="demos-")
-    if len(scratch + DEMO_FOLDER) <= SOCKET_ROOM or not os.path.isdir("/tmp"):
-        return scratch
-    os.rmdir(scratch)
-    return tempfile.mkdtemp(prefix="demos-", dir="/tmp")
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 
 
 class Server:
     def __init__(self, config: ServerConfig, replies):
         self.config = config
         self.replies = replies
-        self.scratch = scratch_folder()
-        os.environ["TMPDIR"] = tempfile.tempdir = self.scratch
+        self.scratch = config.scratch
         self.running: tuple[int, ...] = ()   # the process group of the demo running now
 
     def shut_down(self, *_, status: int = 0) -> None:
@@ -77,7 +63,7 @@ class Server:
         # Each demo gets an empty TMPDIR of its own, removed when it ends: what it and the libraries it
         # imports leave there (torch's compiler cache, onnxruntime's session file) is gone before the next
         # demo, so a compile is measured cold however long the server has been running
-        folder = tempfile.mkdtemp(prefix="d", dir=self.scratch)
+        folder = tempfile.mkdtemp(prefix=DEMO_FOLDER_PREFIX, dir=self.scratch)
         server = os.getpid()
         pid = os.fork()
         if pid == 0:
@@ -138,16 +124,21 @@ def main() -> None:
     config = decode(sys.argv[1])
     if not isinstance(config, ServerConfig):
         raise SystemExit("usage: python -m deck.worker CONFIG (a ServerConfig as JSON, from deck.runner)")
+    # Until it is ready the server has started nothing: Ctrl-C, SIGTERM and SIGHUP keep their default
+    # action and end it at once, even inside a long import (a Python handler waits for the import's C code)
+    for number in STOP_SIGNALS:
+        signal.signal(number, signal.SIG_DFL)
     supervise.die_with_parent(signal.SIGTERM)
     supervise.become_subreaper()
     sys.path.insert(0, os.path.dirname(os.path.realpath(config.demos)))
+    os.environ["TMPDIR"] = tempfile.tempdir = config.scratch   # what the imports leave goes with the folder
     replies = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)  # stray prints of the server go to the terminal, never into the replies
     server = Server(config, replies)
-    for number in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-        signal.signal(number, server.shut_down)
     try:
         preload(config.preload)
+        for number in STOP_SIGNALS:   # from now on a stop kills the running demo's processes first
+            signal.signal(number, server.shut_down)
         server.send(Ready())
         server.serve()
     except (supervise.BuilderGone, BrokenPipeError):

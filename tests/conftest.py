@@ -178,7 +178,7 @@ def demo_tmpdir():
     """A TMPDIR of the test's own (``own_tmpdir``), removed after it; a module-scoped fixture that runs a
     demo uses ``own_tmpdir`` itself.  Made as the demo server makes its own, not in ``tmp_path``: a
     DataLoader's workers put Unix sockets in it, and a socket's path is short."""
-    from deck.worker import scratch_folder
+    from deck.runner import scratch_folder
     folder = Path(scratch_folder())
     try:
         with own_tmpdir(folder):

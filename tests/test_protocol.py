@@ -16,7 +16,7 @@ RESULT = Result(values={"total": 45, "name": "x", "ratio": 0.5, "flags": [True, 
 
 @pytest.mark.parametrize("message", [
     Ready(),
-    ServerConfig(device="cpu", root="/talk", demos="/talk/demos", protected=("/talk/slides", "/out"),
+    ServerConfig(device="cpu", root="/talk", demos="/talk/demos", scratch="/tmp/demos-x", protected=("/talk/slides", "/out"),
                  preload=("matplotlib.pyplot",)),
     Request(demo="basics.numpy_vs_torch", args={"n": 3}, size="small", timeout_s=12.5),
     Reply(result=RESULT),
@@ -37,8 +37,8 @@ def test_every_problem_kind_travels_as_itself(problem):
 
 
 def test_the_output_cap_is_the_config_default():
-    assert ServerConfig("cpu", "/t", "/t/demos").output_cap == OUTPUT_CAP_BYTES
-    assert decode(encode(ServerConfig("cpu", "/t", "/t/demos"))).output_cap == OUTPUT_CAP_BYTES
+    assert ServerConfig("cpu", "/t", "/t/demos", "/tmp/demos-x").output_cap == OUTPUT_CAP_BYTES
+    assert decode(encode(ServerConfig("cpu", "/t", "/t/demos", "/tmp/demos-x"))).output_cap == OUTPUT_CAP_BYTES
 
 
 def tampered(message, **changes) -> str:
@@ -64,9 +64,9 @@ def tampered(message, **changes) -> str:
     (tampered(Reply(result=RESULT), problem="crashed"), "reply: expected either a result or a problem"),
     (tampered(failed(Problem.CRASHED), problem=None), "reply: expected either a result or a problem"),
     (tampered(Reply(result=RESULT), result={"values": {}}), "reply.result: missing"),
-    (tampered(ServerConfig("cpu", "/t", "/t/demos"), protected=[1]), "config.protected: expected a list of folders"),
-    (tampered(ServerConfig("cpu", "/t", "/t/demos"), preload="torch"), "config.preload: expected list, got str"),
-    (tampered(ServerConfig("cpu", "/t", "/t/demos"), preload=[None]), "config.preload: expected a list of module names"),
+    (tampered(ServerConfig("cpu", "/t", "/t/demos", "/tmp/demos-x"), protected=[1]), "config.protected: expected a list of folders"),
+    (tampered(ServerConfig("cpu", "/t", "/t/demos", "/tmp/demos-x"), preload="torch"), "config.preload: expected list, got str"),
+    (tampered(ServerConfig("cpu", "/t", "/t/demos", "/tmp/demos-x"), preload=[None]), "config.preload: expected a list of module names"),
     ("[" * 100_000 + "]" * 100_000, "not a JSON message"),
 ])
 def test_a_message_of_the_wrong_shape_names_the_field(line, error):

@@ -326,6 +326,39 @@ def test_nothing_outlives_the_builder(project, ending):
     assert list(scratch_dir(project).glob("demos-*")) == []   # the server's scratch folder is gone
 
 
+SLOW_IMPORT = '''
+import os
+from pathlib import Path
+
+Path(os.environ["DECK_TEST_PIDS"]).write_text(str(os.getpid()))
+total = sum(range(10 ** 11))   # one long call into C, as loading a big library is: no Python handler runs in it
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", ["Ctrl-C", "SIGTERM"])
+def test_a_stop_while_the_demo_server_imports_ends_it_at_once(project, stop):
+    talk(project, {"10-a.md": slide(10, '## A\n\n{{ result("arith.tensor_sum").total }}')}, {"demos/slow.py": SLOW_IMPORT},
+         pyproject='[tool.deck]\npreload = ["demos.slow"]\n')
+    pid_file = project.parent / "pid"
+    build = start_build(project, DECK_TEST_PIDS=str(pid_file))
+    deadline = time.monotonic() + 120
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline and build.poll() is None, build.stderr.read()
+        time.sleep(0.05)
+    server = int(pid_file.read_text())
+    started = time.monotonic()
+    build.send_signal(signal.SIGINT if stop == "Ctrl-C" else signal.SIGTERM)
+    if stop == "Ctrl-C":
+        os.kill(server, signal.SIGINT)     # the terminal sends it to every process of the foreground group
+    build.wait(timeout=10)
+    while alive(server) and time.monotonic() - started < 1:
+        time.sleep(0.02)
+    assert not alive(server) and time.monotonic() - started < 1
+    assert build.returncode == 130 and "interrupted: the previous deck is untouched" in build.stderr.read()
+    assert list(scratch_dir(project).glob("demos-*")) == []   # its folder is removed by the builder
+
+
 @pytest.mark.slow
 def test_at_its_timeout_a_demo_is_killed_with_every_process_it_started(project):
     talk(project, {"10-linger.md": slide(10, '## Linger\n\n{{ demo("linger.lingers") }}')},

@@ -20,7 +20,7 @@ from deck.readlog import ReadLog
 from deck.references import Reference
 from deck.result import NOT_A_FILE, DemoCall, Figure, Provenance, Result, Table, file_hash, from_json, to_json
 from deck.runner import FileHashes, ResultCache, RunSettings, cache_key, remember, run_demos, run_now
-from deck.worker import DEMO_FOLDER, SOCKET_ROOM, scratch_folder
+from deck.runner import DEMO_FOLDER, SOCKET_ROOM, scratch_folder
 
 PROVENANCE = Provenance("cpu", "cpu (test)", "2.13.0", "3.11", "2026-12-01T00:00:00+00:00", 0.5)
 
