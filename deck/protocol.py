@@ -43,7 +43,7 @@ class ProtocolError(ValueError):
 
 @dataclass(frozen=True)
 class ServerConfig:
-    device: str
+    device: str                    # cpu, cuda or mps; or auto, which the server resolves and says in Ready
     root: str                      # the talk's folder: the demo's working directory, what reads are relative to
     demos: str                     # the folder of the demos package (its name is the folder's name)
     scratch: str                   # the server's temporary folder, made (and at the end removed) by the builder
@@ -63,6 +63,7 @@ class Request:
 @dataclass(frozen=True)
 class Ready:
     """The server has imported torch and matplotlib and waits for requests."""
+    device: str                    # what its demos run on (``auto`` resolved)
 
 
 @dataclass
@@ -88,7 +89,7 @@ def failed(problem: Problem, message: str = "", detail: str = "", output: str = 
 def encode(message: ServerConfig | Request | Ready | Reply) -> str:
     """One JSON line (without the newline)."""
     if isinstance(message, Ready):
-        data: dict[str, Any] = {"type": "ready"}
+        data: dict[str, Any] = {"type": "ready", "device": message.device}
     elif isinstance(message, Reply):
         data = {"type": "reply", "result": None if message.result is None else to_json(message.result),
                 "problem": None if message.problem is None else message.problem.value,
@@ -139,8 +140,8 @@ def _names(wanted) -> str:
 
 
 def _ready(data: dict) -> Ready:
-    _fields(data, "ready", {})
-    return Ready()
+    _fields(data, "ready", {"device": str})
+    return Ready(data["device"])
 
 
 def _reply(data: dict) -> Reply:

@@ -87,22 +87,31 @@ def installed_torch(settings: RunSettings) -> str:
 
 
 def resolve_device(settings: RunSettings) -> str:
-    """'auto' becomes cuda, mps or cpu (deck.result.best_device); remembered, so a warm build needs no torch."""
+    """'auto' becomes cuda, mps or cpu (deck.result.best_device), as the demo server found it; remembered
+    for this torch and these visible GPUs, so a warm build needs no torch."""
     if settings.device != "auto":
         return settings.device
-    probe_key = f"{installed_torch(settings)}|{os.environ.get('CUDA_VISIBLE_DEVICES', '')}|{sys.executable}"
-    probe = settings.cache_dir / "device-auto.json"
+    saved = saved_auto_device(settings)
+    if saved:
+        return saved
+    with contextlib.ExitStack() as stack:   # the build's server, which then runs its demos
+        server = settings.server or stack.enter_context(DemoServer(settings))
+        return server.started().device
+
+
+def auto_device_probe(settings: RunSettings) -> tuple[Path, str]:
+    """Where the device 'auto' found is remembered, and what must be unchanged for it to hold."""
+    key = f"{installed_torch(settings)}|{os.environ.get('CUDA_VISIBLE_DEVICES', '')}|{sys.executable}"
+    return settings.cache_dir / "device-auto.json", key
+
+
+def saved_auto_device(settings: RunSettings) -> str | None:
+    path, key = auto_device_probe(settings)
     try:
-        saved = json.loads(probe.read_text())
-        if saved["probe"] == probe_key:
-            return saved["device"]
+        saved = json.loads(path.read_text())
+        return saved["device"] if saved["probe"] == key and isinstance(saved["device"], str) else None
     except (OSError, ValueError, KeyError, TypeError):
-        pass
-    code = "import torch; from deck.result import best_device; print(best_device(torch))"
-    device = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                            cwd=settings.builder).stdout.strip()
-    write_file(probe, json.dumps({"probe": probe_key, "device": device}))
-    return device
+        return None
 
 
 LEADS_OUT = "leads out of the talk"   # the hash of a path that resolves outside the talk's folder: never read
@@ -206,21 +215,24 @@ def mark_if_stale(call: DemoCall, result: Result, hashes: FileHashes, memo: Memo
 def run_here(calls: list[DemoCall], references: list[Reference], settings: RunSettings,
              hashes: FileHashes) -> dict[DemoCall, Result]:
     """Results from the cache where still valid; the rest run in the demo server (then cached)."""
-    device, torch = resolve_device(settings), installed_torch(settings)
-    cache = ResultCache(settings.cache_dir)
-    results: dict[DemoCall, Result] = {}
-    for call in calls:
-        key = cache_key(call, settings, device, torch)
-        cached = None if settings.forced(call) else \
-            settings.memo.of_files(("cached", key), [cache.path(key)], lambda: cache.load(key))
-        if cached is not None and not hashes.changed(cached):
-            results[call] = cached
-    todo = [call for call in calls if call not in results]
-    print(f"demos: {len(calls)} needed, {len(results)} cached, {len(todo)} to run on {device}", file=sys.stderr)
-    for call, result in run_each(todo, references, settings):
-        remember({call: result}, settings)   # at once: a later failure or Ctrl-C keeps what already ran
-        results[call] = result
-    return results
+    with contextlib.ExitStack() as stack:
+        if settings.server is None:   # the build's own, started if a demo runs or --device auto is new here
+            settings = dataclasses.replace(settings, server=stack.enter_context(DemoServer(settings)))
+        device, torch = resolve_device(settings), installed_torch(settings)
+        cache = ResultCache(settings.cache_dir)
+        results: dict[DemoCall, Result] = {}
+        for call in calls:
+            key = cache_key(call, settings, device, torch)
+            cached = None if settings.forced(call) else \
+                settings.memo.of_files(("cached", key), [cache.path(key)], lambda: cache.load(key))
+            if cached is not None and not hashes.changed(cached):
+                results[call] = cached
+        todo = [call for call in calls if call not in results]
+        print(f"demos: {len(calls)} needed, {len(results)} cached, {len(todo)} to run on {device}", file=sys.stderr)
+        for call, result in run_each(todo, references, settings):
+            remember({call: result}, settings)   # at once: a later failure or Ctrl-C keeps what already ran
+            results[call] = result
+        return results
 
 
 def run_now(calls: list[DemoCall], references: list[Reference], settings: RunSettings) -> dict[DemoCall, Result]:
@@ -333,6 +345,7 @@ class DemoServer:
         self.process: subprocess.Popen | None = None
         self.scratch = ""
         self.ready = False
+        self.device = ""   # what its demos run on, once it is ready
         self.buffer = b""
 
     def __enter__(self):
@@ -345,7 +358,8 @@ class DemoServer:
         path = [str(self.settings.root), str(self.settings.builder), os.environ.get("PYTHONPATH", "")]
         environment = dict(os.environ, PYTHONPATH=os.pathsep.join(path).rstrip(os.pathsep),
                            MPLBACKEND="Agg", PYTHONUNBUFFERED="1")
-        device = resolve_device(self.settings)
+        asked = self.settings.device
+        device = asked if asked != "auto" else saved_auto_device(self.settings) or "auto"   # auto: it finds out
         self.scratch = scratch_folder()
         config = ServerConfig(device=device, root=str(self.settings.root), demos=str(self.settings.demos),
                               scratch=self.scratch,
@@ -355,11 +369,20 @@ class DemoServer:
             [sys.executable, "-m", "deck.worker", encode(config)], cwd=self.settings.root,
             env=environment, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.buffer = b""
-        self.ready = isinstance(self.receive(timeout=300), Ready)
-        if not self.ready:
+        ready = self.receive(timeout=300)
+        if not isinstance(ready, Ready):
             code = self.process.wait()
             self.stop()
             raise BuildError(f"the demo server could not start (exit status {code}); see the message above")
+        self.ready, self.device = True, ready.device
+        if device == "auto":
+            path, key = auto_device_probe(self.settings)
+            write_file(path, json.dumps({"probe": key, "device": ready.device}))
+
+    def started(self) -> DemoServer:
+        if self.process is None:
+            self.start()
+        return self
 
     def stop(self) -> None:
         """Closing its stdin tells a ready server to kill every demo process and exit; one still importing
@@ -386,8 +409,7 @@ class DemoServer:
         self.process, self.ready = None, False
 
     def run(self, call: DemoCall, timeout: float) -> Reply:
-        if self.process is None:
-            self.start()
+        self.started()
         request = Request(demo=call.demo, args=call.args, size=self.settings.size, timeout_s=timeout)
         try:
             self.process.stdin.write((encode(request) + "\n").encode())

@@ -14,6 +14,7 @@ builder goes away for any reason, stdin closes, and the server kills everything 
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import shutil
@@ -25,6 +26,7 @@ from deck import supervise
 from deck.harness import Paths, run_child
 from deck.protocol import (DEMO_FOLDER_PREFIX, OUTPUT_TAIL_CHARS, Problem, ProtocolError, Ready, Reply, Request,
                            ServerConfig, decode, encode, failed)
+from deck.result import best_device
 
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
@@ -120,6 +122,27 @@ def preload(modules: tuple[str, ...]) -> None:
         raise SystemExit("the demo server initialised CUDA before forking; its demos could not use the GPU")
 
 
+def device_for(requested: str) -> str:
+    """``auto`` resolved (deck.result.best_device) in a forked child: asking whether CUDA is available
+    initialises it, and a process that has initialised CUDA cannot fork demos that use it."""
+    if requested != "auto":
+        return requested
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.write(writer, best_device(sys.modules["torch"]).encode())
+        finally:
+            os._exit(0)
+    os.close(writer)
+    with os.fdopen(reader, "rb") as answer:
+        device = answer.read().decode()
+    os.waitpid(pid, 0)
+    if not device:
+        raise SystemExit("could not tell which device --device auto means: the probe ended without an answer")
+    return device
+
+
 def main() -> None:
     config = decode(sys.argv[1])
     if not isinstance(config, ServerConfig):
@@ -137,9 +160,10 @@ def main() -> None:
     server = Server(config, replies)
     try:
         preload(config.preload)
+        server.config = dataclasses.replace(config, device=device_for(config.device))
         for number in STOP_SIGNALS:   # from now on a stop kills the running demo's processes first
             signal.signal(number, server.shut_down)
-        server.send(Ready())
+        server.send(Ready(server.config.device))
         server.serve()
     except (supervise.BuilderGone, BrokenPipeError):
         pass   # the builder has gone: nobody to answer

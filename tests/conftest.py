@@ -189,6 +189,13 @@ def demo_tmpdir():
 
 # --- builds ---------------------------------------------------------------------------------------
 
+def no_demo_may_run(monkeypatch) -> None:
+    """From here on in this test, starting a demo server fails the test."""
+    def refuse(server):
+        raise AssertionError("a demo server was started")
+    monkeypatch.setattr("deck.runner.DemoServer.start", refuse)
+
+
 @dataclasses.dataclass
 class Build:
     """What a build said and how it ended: subprocess.CompletedProcess's fields the tests read."""

@@ -15,6 +15,8 @@ from deck.errors import BuildError
 from deck.result import FORMAT, DemoCall, Provenance, Result, file_hash, to_json
 from deck.runner import RunSettings, run_demos
 
+from conftest import no_demo_may_run
+
 PROVENANCE = Provenance("cuda", "cuda (test)", "2.13.0", "3.11", "2026-12-01T00:00:00+00:00", 0.5)
 
 
@@ -146,7 +148,7 @@ def test_a_read_that_leads_out_or_is_no_regular_file_is_stale_and_never_opened(t
     write_archive(tmp_path / "r.tar", ("results/0000.json", entry(reads=reads)))
     opened = []
     monkeypatch.setattr(runner, "file_hash", lambda path: opened.append(path) or runner.NOT_A_FILE)
-    monkeypatch.setattr(runner, "DemoServer", None)                      # nothing may run
+    no_demo_may_run(monkeypatch)
     settings = RunSettings(root=talk, builder=talk, cache_dir=talk / ".cache", device="cpu",
                            results_archive=tmp_path / "r.tar")
     results = run_demos([DemoCall("a.f")], [], settings)

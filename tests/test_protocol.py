@@ -15,7 +15,7 @@ RESULT = Result(values={"total": 45, "name": "x", "ratio": 0.5, "flags": [True, 
 
 
 @pytest.mark.parametrize("message", [
-    Ready(),
+    Ready(device="cuda"),
     ServerConfig(device="cpu", root="/talk", demos="/talk/demos", scratch="/tmp/demos-x", protected=("/talk/slides", "/out"),
                  preload=("matplotlib.pyplot",)),
     Request(demo="basics.numpy_vs_torch", args={"n": 3}, size="small", timeout_s=12.5),

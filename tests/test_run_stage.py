@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, build_here, run_build, scratch_dir, start_build
+from conftest import REPO, build_here, no_demo_may_run, run_build, scratch_dir, start_build
 from deck.errors import BuildError
 from deck.files import write_file
 
@@ -256,6 +256,22 @@ def test_the_demo_server_preloads_the_modules_the_talk_names(project):
     assert failed.returncode == 1
     assert "[tool.deck] preload: cannot import matplotlib.pyplott: No module named 'matplotlib.pyplott'" in failed.stderr
     assert "the demo server could not start (exit status 1)" in failed.stderr
+
+
+@pytest.mark.slow
+def test_device_auto_is_found_by_the_demo_server_and_remembered(project, monkeypatch):
+    """A cold build imports torch once, in its demo server, which also says what ``auto`` means here."""
+    started = []
+    popen = subprocess.Popen.__init__
+    monkeypatch.setattr(subprocess.Popen, "__init__", lambda self, args, *a, **k: started.append(args) or
+                        popen(self, args, *a, **k))
+    cold = build_here(project)
+    assert cold.returncode == 0 and "4 to run on cpu" in cold.stderr, cold.stderr
+    assert [args[1:3] for args in started] == [["-m", "deck.worker"]]
+    assert json.loads((project / ".cache" / "deck" / "device-auto.json").read_text())["device"] == "cpu"
+    no_demo_may_run(monkeypatch)
+    warm = build_here(project)
+    assert warm.returncode == 0 and "4 needed, 4 cached, 0 to run on cpu" in warm.stderr, warm.stderr
 
 
 # --- processes never outlive the build ------------------------------------------------------------

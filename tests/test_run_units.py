@@ -11,7 +11,7 @@ import time
 import numpy
 import pytest
 
-from conftest import REPO
+from conftest import REPO, no_demo_may_run
 from deck import runner
 from deck.errors import BuildError
 from deck.normalise import UnsupportedResult, checked
@@ -293,7 +293,7 @@ def test_remembered_results_are_what_the_next_build_shows(settings, monkeypatch)
     fresh = a_result(5, reads={"demos/a.py": file_hash(str(settings.root / "demos" / "a.py"))})
     remember({CALL: fresh, DemoCall("a.g"): Result(error="it failed")}, settings)
     assert len(list((settings.cache_dir / "results").iterdir())) == 1   # failures are not stored
-    monkeypatch.setattr(runner, "DemoServer", None)                      # nothing may run
+    no_demo_may_run(monkeypatch)
     assert run_demos([CALL], references(), settings) == {CALL: fresh}
 
 
@@ -301,7 +301,7 @@ def test_remembered_results_are_what_the_next_build_shows(settings, monkeypatch)
 def test_where_the_demo_server_cannot_fork_the_build_says_so_once(settings, monkeypatch, platform):
     monkeypatch.setattr(runner, "why_demos_cannot_run",
                         lambda: __import__("deck.supervise").supervise.why_demos_cannot_run(platform))
-    monkeypatch.setattr(runner, "DemoServer", None)
+    no_demo_may_run(monkeypatch)
     with pytest.raises(BuildError) as caught:
         run_now([CALL, DemoCall("a.g")], references(), settings)
     assert str(caught.value).count("cannot run here") == 1 and "2 demo(s) need to run" in str(caught.value)
@@ -359,7 +359,7 @@ def test_a_file_edited_while_its_demo_runs_is_never_cached_with_the_old_value(tm
     assert result.values == {"v": expected}
     for path, digest in result.reads.items():                             # hashes of the content it ran on
         assert digest == file_hash(str(talk / path)), path
-    monkeypatch.setattr(runner, "DemoServer", None)
+    no_demo_may_run(monkeypatch)
     assert run_demos([call], where, settings)[call] == result             # and the next build keeps it
 
 
