@@ -7,11 +7,10 @@ STAMPS := .cache/stamps
 deck: setup
 	$(PYTHON) build.py
 
-# Two workers, a test file each at a time, in the order tests/conftest.py sets: most slow tests wait on
-# a demo server, a compiler or a browser. (A third worker is faster, but the load it adds on two cores
-# pushed the Ctrl-C test past its 2 s.)
+# Three workers on two cores, a test file each at a time, in the order tests/conftest.py sets: many
+# slow tests wait on a demo server, a timeout or a browser, and the third keeps the cores busy then.
 test: setup-test
-	$(PYTHON) -m pytest -n 2 --dist loadfile --no-loadscope-reorder
+	$(PYTHON) -m pytest -n 3 --dist loadfile --no-loadscope-reorder
 
 setup: $(STAMPS)/python $(STAMPS)/node
 
