@@ -109,23 +109,19 @@ def left_in(temporary: Path) -> list[str]:
 
 
 # make test runs three workers on the two cores, each taking a whole file at a time (--dist loadfile), in
-# this order (--no-loadscope-reorder).  xdist hands each worker two files at the start, the first round
-# then the second: so the talk's two cold builds start at once on two workers (the session's, talk_build,
-# first needed in test_demo_models, and the copy of test_talk_reproducible), each of those two workers
-# then takes a file that reads the session's build, and the third worker works through the longest of
-# the other files meanwhile.  What else reads the session's build comes last, when the talk's cache
-# holds it.
-RUN_FIRST = ("test_demo_models.py", "test_talk_reproducible.py", "test_run_stage.py",
-             "test_talk_legibility.py", "test_talk.py", "test_faults.py",
-             "test_live_browser.py", "test_supervision.py")
-RUN_LAST = ("test_demo_compile_wall.py", "test_demo_production.py")
+# this order (--no-loadscope-reorder).  The talk's two cold builds start first, each on a worker of its
+# own: the session's (talk_build, first needed in test_demo_models) and the copy of
+# test_talk_reproducible; the third worker works through the other files meanwhile.  The files that read
+# the session's build come last, when the talk's cache holds it.
+RUN_FIRST = ("test_demo_models.py", "test_talk_reproducible.py")
+RUN_LAST = ("test_demo_compile_wall.py", "test_demo_production.py", "test_talk.py", "test_talk_legibility.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    def place(item: pytest.Item) -> tuple[int, int]:
+    def place(item: pytest.Item) -> int:
         name = item.path.name
-        return (0, RUN_FIRST.index(name)) if name in RUN_FIRST else (2, 0) if name in RUN_LAST else (1, 0)
-    items.sort(key=place)   # stable: each file's tests keep their order, the files between keep theirs
+        return 0 if name in RUN_FIRST else 2 if name in RUN_LAST else 1
+    items.sort(key=place)   # stable: each file's tests keep their order
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
