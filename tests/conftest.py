@@ -111,9 +111,9 @@ def left_in(temporary: Path) -> list[str]:
 # make test runs three workers on the two cores, each taking a whole file at a time (--dist loadfile), in
 # this order (--no-loadscope-reorder).  The talk's two cold builds start first, each on a worker of its
 # own: the session's (talk_build, first needed in test_demo_models) and the copy of
-# test_talk_reproducible; the third worker starts on the longest of the other files, then works through
-# the rest.  The files that read the session's build come last, when the talk's cache holds it.
-RUN_FIRST = ("test_demo_models.py", "test_talk_reproducible.py", "test_run_stage.py")
+# test_talk_reproducible; the third worker works through the other files meanwhile.  The files that read
+# the session's build come last, when the talk's cache holds it.
+RUN_FIRST = ("test_demo_models.py", "test_talk_reproducible.py")
 RUN_LAST = ("test_demo_compile_wall.py", "test_demo_production.py", "test_talk.py", "test_talk_legibility.py")
 
 
