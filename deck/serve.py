@@ -41,24 +41,27 @@ class Preview:
         self.events = EventStream()
         self.jobs: queue.Queue = queue.Queue()
         self.lock = threading.Lock()
-        self.version, self.error, self.snapshot = 0, "", self.read_snapshot()
+        # the page as last published and its version change together, so a page fetched during a
+        # rebuild is never the new deck under the old version (or the old deck under the new one)
+        self.version, self.error = 0, ""
+        self.built, self.snapshot = self.read_deck()
 
-    def read_snapshot(self) -> Snapshot:
+    def read_deck(self) -> tuple[str, Snapshot]:
+        """The built page as it is on disk now, and the same page cut into slides."""
         try:
             page = (self.out_dir / "index.html").read_text(encoding="utf-8")
         except OSError:
             page = ""
         css = self.out_dir / "assets" / "deck.css"
-        return Snapshot.of(page, css.read_text(encoding="utf-8") if css.is_file() else "")
+        return page, Snapshot.of(page, css.read_text(encoding="utf-8") if css.is_file() else "")
 
     def page(self) -> str:
-        """The deck's page with the live script added, allowed by the page's own policy."""
-        try:
-            page = (self.out_dir / "index.html").read_text(encoding="utf-8")
-        except OSError:
-            page = "<!doctype html><html><head></head><body><p>No deck has been built yet.</p></body></html>"
+        """The deck's page as last published, with its version and the live script added (allowed by the
+        page's own policy)."""
         with self.lock:
-            version = self.version
+            page, version = self.built, self.version
+        if not page:
+            page = "<!doctype html><html><head></head><body><p>No deck has been built yet.</p></body></html>"
         page = allow_inline_script(page, self.live_script).replace(
             "</head>", f'<meta name="deck-live-version" content="{version}">\n</head>', 1)
         head, end, tail = page.rpartition("</body>")
@@ -91,10 +94,10 @@ class Preview:
         self.events.publish("demo", json.dumps({"demo": call.demo, "index": index, "count": count}))
 
     def publish_update(self) -> None:
-        new = self.read_snapshot()
+        page, new = self.read_deck()
         with self.lock:
             update = self.snapshot.changes(new)
-            self.snapshot, self.error = new, ""
+            self.built, self.snapshot, self.error = page, new, ""
             self.version += 1
             update["version"] = self.version
         self.events.publish("update", json.dumps(update))

@@ -174,6 +174,20 @@ def test_a_failed_rebuild_keeps_the_last_good_deck_and_tells_the_pages(tmp_path)
     assert served.state() == {"version": 1, "error": ""}
 
 
+def test_a_page_fetched_during_a_rebuild_is_the_published_deck_under_its_own_version(tmp_path):
+    (tmp_path / "index.html").write_text(PAGE)
+    served = Preview(tmp_path, "", Guard(port=1, token="t"))
+    seen = []
+
+    def writes_then_is_fetched(on_start):   # the build has written index.html; its update is not out yet
+        (tmp_path / "index.html").write_text(PAGE.replace("45", "46"))
+        seen.append(served.page())
+    served.rebuild(writes_then_is_fetched, ["a.md"])
+    version = 'name="deck-live-version" content="{}"'
+    assert "The sum is 45." in seen[0] and version.format(0) in seen[0]
+    assert "The sum is 46." in served.page() and version.format(1) in served.page()
+
+
 def test_a_rerun_that_breaks_the_deck_keeps_the_previous_result_and_says_why(tmp_path):
     (tmp_path / "index.html").write_text(PAGE)
     served = Preview(tmp_path, "", Guard(port=1, token="t"))
