@@ -75,7 +75,7 @@ def write_reply(reply: Reply, path: str) -> None:
 
 
 def run_demo(request: Request, config: ServerConfig) -> Reply:
-    reads = ReadLog(config.root, config.protected)
+    reads = ReadLog(config.root, config.protected, config.scratch)
     before = set(sys.modules)
     sys.addaudithook(reads.audit)
     started = time.perf_counter()

@@ -3,7 +3,9 @@
 Each file or folder under the talk's folder that the demo opens, imports, lists or hands to a
 program is hashed the first time it is read: the result depends on that content.  When the demo
 ends, each is hashed again; one that differs was edited while the demo ran, and the result is not
-kept (``changed``).  What the demo itself wrote is its output, not a dependency.  Writing into a
+kept (``changed``).  What the demo itself wrote is its output, not a dependency: a file it wrote,
+anything inside a folder it made, and its temporary folder (which lies inside the talk's folder when
+TMPDIR does; a library such as ``torch.save`` writes from C, out of the hook's sight).  Writing into a
 protected folder (the slides, the templates, the output folder) is refused and recorded.
 """
 from __future__ import annotations
@@ -45,8 +47,9 @@ def opened_for_writing(mode, flags: int) -> bool:
 class ReadLog:
     """The audit hook of one demo's process (``audit``) and what it saw."""
 
-    def __init__(self, root: str, protected: tuple[str, ...] = ()):
+    def __init__(self, root: str, protected: tuple[str, ...] = (), scratch: str = ""):
         self.root = os.path.realpath(root) + os.sep
+        self.scratch = os.path.realpath(scratch) + os.sep if scratch else ""   # the demo server's own folder
         self.protected = tuple(os.path.realpath(folder) + os.sep for folder in protected)
         self.read: dict[str, str] = {}       # talk-relative path -> hash of the content when first read
         self.made: set[str] = set()          # talk-relative paths the demo wrote itself
@@ -85,8 +88,15 @@ class ReadLog:
             absolute = importlib.util.source_from_cache(absolute)
         if not (absolute + os.sep).startswith(self.root):
             return None
+        if self.scratch and (os.path.realpath(absolute) + os.sep).startswith(self.scratch):
+            return None
         relative = os.path.relpath(absolute, self.root)
         return None if relative.split(os.sep)[0] in NOT_DEPENDENCIES else relative
+
+    def own(self, relative: str) -> bool:
+        """Whether the demo wrote this path, or made a folder it lies in."""
+        parts = relative.rstrip("/").split(os.sep)
+        return any(os.sep.join(parts[:end]) in self.made for end in range(1, len(parts) + 1))
 
     def wrote(self, path) -> None:
         absolute = self.absolute(path)
@@ -102,7 +112,7 @@ class ReadLog:
     def note(self, path, folder: bool = False) -> None:
         absolute = self.absolute(path)
         relative = self.relative(absolute)
-        if relative is None or relative in self.made:
+        if relative is None or self.own(relative):
             return
         if folder or os.path.isdir(absolute):
             if not folder:
@@ -133,4 +143,4 @@ class ReadLog:
     def dependencies(self) -> dict[str, str]:
         """Each dependency with the hash of the content the demo read (what it wrote itself excluded)."""
         return {relative: digest for relative, digest in sorted(self.read.items())
-                if relative.rstrip("/") not in self.made}
+                if not self.own(relative)}

@@ -144,6 +144,23 @@ def test_what_a_demo_wrote_itself_is_not_a_dependency(talk_files):
     assert log.dependencies() == {} and log.changed() == []
 
 
+def test_what_lies_in_a_folder_the_demo_made_or_in_its_temporary_folder_is_its_own(talk_files):
+    """torch.save writes from C, unseen by the hook; torch.load then reads it back in Python."""
+    (talk_files / "tmp" / "server" / "d1").mkdir(parents=True)
+    log = ReadLog(str(talk_files), scratch=str(talk_files / "tmp" / "server"))
+    log.audit("os.mkdir", ("demos/run", 0o777, -1))
+    (talk_files / "demos" / "run" / "sub").mkdir(parents=True)
+    for written in ("demos/run/sub/model.pt", "tmp/server/d1/checkpoint.pt"):
+        (talk_files / written).write_text("weights")
+        log.audit("open", (written, "rb", os.O_RDONLY))
+    log.audit("os.listdir", ("demos/run",))
+    log.audit("open", ("demos/data.txt", "r", os.O_RDONLY))
+    for written in ("demos/run/sub/model.pt", "tmp/server/d1/checkpoint.pt"):
+        (talk_files / written).unlink()                                  # removed as the demo ends
+    assert list(log.dependencies()) == ["demos/data.txt"] and log.changed() == []
+    assert not log.own("demos/runner.py") and log.own("demos/run")
+
+
 def test_a_file_handed_to_a_program_is_a_dependency(talk_files):
     log = ReadLog(str(talk_files))
     log.audit("subprocess.Popen", ("g++", ["g++", "demos/data.txt", "-o", "/tmp/x"], None, None))
