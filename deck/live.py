@@ -131,15 +131,23 @@ class EventStream:
                 try:
                     subscriber.put_nowait(message)
                 except queue.Full:   # a page that stopped reading: end its stream (it reconnects, and reloads)
-                    with subscriber.mutex:
-                        subscriber.queue.clear()
-                    subscriber.put_nowait(None)
+                    self.end(subscriber)
 
     def close(self) -> None:
         with self.lock:
             self.closed = True
             for subscriber in self.subscribers:
-                subscriber.put(None)
+                try:
+                    subscriber.put_nowait(None)   # after what it still has to send
+                except queue.Full:                # never wait on a page that stopped reading
+                    self.end(subscriber)
+
+    @staticmethod
+    def end(subscriber: queue.Queue) -> None:
+        """End one page's stream now, dropping what it has not sent yet."""
+        with subscriber.mutex:
+            subscriber.queue.clear()
+        subscriber.put_nowait(None)
 
     @staticmethod
     def messages(subscriber: queue.Queue):

@@ -8,7 +8,7 @@ from concurrent.futures import Future
 import pytest
 
 from deck.errors import BuildError
-from deck.live import EventStream, Guard, Snapshot, slide_facts
+from deck.live import BACKLOG, EventStream, Guard, Snapshot, slide_facts
 from deck.references import Reference
 from deck.result import DemoCall, Provenance, Result
 from deck.serve import Preview, listen, work
@@ -198,6 +198,21 @@ def test_a_rerun_that_breaks_the_deck_keeps_the_previous_result_and_says_why(tmp
     assert outcome == {"demo": "arith.tensor_sum", "state": "kept",
                        "reason": 'slides/a.md:7: claim "the sum is 45" is false on cpu: total=46'}
     assert served.version == 0
+
+
+def test_closing_ends_a_page_that_stopped_reading_at_once():
+    """Ctrl-C must not wait on an open page that stopped reading (a sleeping laptop's tab) whose queue is full."""
+    stream = EventStream()
+    stalled, reading = stream.subscribe(), stream.subscribe()
+    for number in range(BACKLOG):
+        stream.publish("update", str(number))
+    reading.get_nowait()                                                  # one sent: room for the end
+    closing = threading.Thread(target=stream.close, daemon=True)
+    closing.start()
+    closing.join(timeout=5)
+    assert not closing.is_alive()
+    assert list(EventStream.messages(stalled)) == []                     # ended, its backlog dropped
+    assert len(list(EventStream.messages(reading))) == BACKLOG - 1        # a page that keeps up gets the rest
 
 
 def test_every_page_gets_each_event_and_a_keep_alive_when_idle(monkeypatch):
