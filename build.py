@@ -30,7 +30,7 @@ from deck.config import check_timeouts, read_config
 from deck.errors import BuildError, closest
 from deck.live import slide_facts
 from deck.memo import Memo, files_under
-from deck.output import (REVEAL_FILES, check_output_folder, content_security_policy, link_tags, output_lock,
+from deck.output import (REVEAL_FILES, build_lock, check_output_folder, content_security_policy, link_tags,
                          own_output_folder, third_party_assets, write_atomically)
 from deck.provenance import provenance_rows, provenance_slide
 from deck.references import scan
@@ -95,9 +95,9 @@ def stop_like_ctrl_c(signal_number, frame):
 def locked_build(options: argparse.Namespace, fresh: dict[DemoCall, Result] | None = None,
                  memo: Memo | None = None, *, on_start: DemoStarted | None = None,
                  server: DemoServer | None = None) -> RenderedDeck:
-    """build() under the output folder's lock."""
+    """build() under the talk's lock."""
     check_output_folder(options.out, options.root, BUILDER)   # before the lock: a refused build writes nothing
-    with output_lock(options.out, options.cache):
+    with build_lock(options.cache):
         return build(options, fresh, memo or Memo(), on_start=on_start, server=server)
 
 

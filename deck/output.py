@@ -125,15 +125,15 @@ def javascript_unescape(text: str) -> str:
 
 
 @contextlib.contextmanager
-def output_lock(out_dir: Path, cache_dir: Path):
-    """Hold the lock of one output folder; a second build of the same folder waits its turn."""
+def build_lock(cache_dir: Path):
+    """Hold the lock of one talk (its cache): a second build of the same talk, to any output folder,
+    waits its turn, and then finds the first one's results instead of running the same demos at once."""
     cache_dir.mkdir(parents=True, exist_ok=True)
-    name = hashlib.sha256(str(out_dir.resolve()).encode()).hexdigest()[:16]
-    with open(cache_dir / f"build-{name}.lock", "w") as lock:
+    with open(cache_dir / "build.lock", "w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            print(f"another build is writing {out_dir}; waiting for it to finish ...", file=sys.stderr)
+            print("another build of this talk is running; waiting for it to finish ...", file=sys.stderr)
             fcntl.flock(lock, fcntl.LOCK_EX)
         yield
 
