@@ -111,16 +111,23 @@ def left_in(temporary: Path) -> list[str]:
 # make test runs three workers on the two cores, each taking a whole file at a time (--dist loadfile), in
 # this order (--no-loadscope-reorder).  The talk's two cold builds start first, each on a worker of its
 # own: the session's (talk_build, first needed in test_demo_models) and the copy of
-# test_talk_reproducible; the third worker works through the other files meanwhile.  The files that read
-# the session's build come last, when the talk's cache holds it.
-RUN_FIRST = ("test_demo_models.py", "test_talk_reproducible.py")
-RUN_LAST = ("test_demo_compile_wall.py", "test_demo_production.py", "test_talk.py", "test_talk_legibility.py")
+# test_talk_reproducible (a file of one test is handed out with the next file, so a quick one follows
+# it).  The third worker works through the other files meanwhile, the longest first, so that the last
+# ones to be handed out are short.  The files that read the session's build come last, when the talk's
+# cache holds it (a build of the talk waits for the one running).
+RUN_FIRST = ("test_demo_models.py", "test_talk_reproducible.py", "test_run_stage.py", "test_claims.py",
+             "test_faults.py", "test_live_browser.py", "test_supervision.py", "test_build.py", "test_browser.py",
+             "test_demo_crazy.py", "test_run_units.py", "test_pdf.py", "test_demo_tensorflow_wall.py")
+RUN_LAST = ("test_talk_legibility.py", "test_notes_print.py", "test_talk.py", "test_demo_production.py",
+            "test_demo_compile_wall.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    def place(item: pytest.Item) -> int:
+    def place(item: pytest.Item) -> tuple[int, int]:
         name = item.path.name
-        return 0 if name in RUN_FIRST else 2 if name in RUN_LAST else 1
+        if name in RUN_FIRST:
+            return 0, RUN_FIRST.index(name)
+        return (2, RUN_LAST.index(name)) if name in RUN_LAST else (1, 0)
     items.sort(key=place)   # stable: each file's tests keep their order
 
 
