@@ -113,13 +113,14 @@ def left_in(temporary: Path) -> list[str]:
 # own: the session's (talk_build, first needed in test_demo_models) and the copy of
 # test_talk_reproducible (a file of one test is handed out with the next file, so a quick one follows
 # it).  The third worker works through the other files meanwhile, the longest first, so that the last
-# ones to be handed out are short.  The files that read the session's build come last, when the talk's
-# cache holds it (a build of the talk waits for the one running).
+# ones to be handed out are short (test_talk_legibility builds the GPU deck in a copy of the talk first).
+# The files that read the session's build come last, when the talk's cache holds it (a build of the
+# talk waits for the one running).
 RUN_FIRST = ("test_demo_models.py", "test_talk_reproducible.py", "test_run_stage.py", "test_claims.py",
-             "test_faults.py", "test_live_browser.py", "test_supervision.py", "test_build.py", "test_browser.py",
-             "test_demo_crazy.py", "test_run_units.py", "test_pdf.py", "test_demo_tensorflow_wall.py")
-RUN_LAST = ("test_talk_legibility.py", "test_notes_print.py", "test_talk.py", "test_demo_production.py",
-            "test_demo_compile_wall.py")
+             "test_faults.py", "test_supervision.py", "test_live_browser.py", "test_talk_legibility.py",
+             "test_build.py", "test_browser.py", "test_demo_crazy.py", "test_run_units.py", "test_pdf.py",
+             "test_demo_tensorflow_wall.py")
+RUN_LAST = ("test_notes_print.py", "test_talk.py", "test_demo_production.py", "test_demo_compile_wall.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -305,6 +306,15 @@ def built_project(fixture_build: Build, tmp_path: Path) -> Path:
 
 
 # --- the real talk --------------------------------------------------------------------------------
+
+def copy_of_talk(folder: Path) -> Path:
+    """This repository's talk (slides, demos, templates, pyproject.toml) in a folder of its own, with an
+    empty cache: its builds run every demo they need, and wait for no other build of the talk."""
+    for part in ("slides", "demos", "templates"):
+        shutil.copytree(REPO / part, folder / part, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "pyproject.toml", folder)
+    return folder
+
 
 @dataclasses.dataclass
 class TalkBuild:

@@ -2,13 +2,12 @@
 reruns a demo gets the slide's number.  Only what depends on timings (`measured`, timings) may differ."""
 import io
 import json
-import shutil
 import tarfile
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run_build
+from conftest import copy_of_talk, run_build
 
 pytestmark = pytest.mark.slow
 
@@ -22,10 +21,7 @@ def values_in(archive: Path) -> dict[str, dict]:
 def test_two_builds_at_small_size_give_identical_values(request, tmp_path):
     """The talk's own build (the session's, with the talk's cache) and a cold build of a copy of it, made
     first: the session's may still be running on another worker."""
-    copy = tmp_path / "copy"
-    for part in ("slides", "demos", "templates"):
-        shutil.copytree(REPO / part, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(REPO / "pyproject.toml", copy)
+    copy = copy_of_talk(tmp_path / "copy")
     archive = tmp_path / "copy.tar"
     build = run_build(copy, "--size", "small", "--out", str(tmp_path / "dist"), "--export-results", str(archive),
                       timeout=1800)
