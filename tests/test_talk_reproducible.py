@@ -20,7 +20,8 @@ def values_in(archive: Path) -> dict[str, dict]:
 
 def test_two_builds_at_small_size_give_identical_values(request, tmp_path):
     """The talk's own build (the session's, with the talk's cache) and a cold build of a copy of it, made
-    first: the session's may still be running on another worker."""
+    first: the session's may still be running on another worker.  Every demo runs again; only Inductor's
+    on-disk cache may be warm from the session's build (it changes compile times, not values)."""
     copy = copy_of_talk(tmp_path / "copy")
     archive = tmp_path / "copy.tar"
     build = run_build(copy, "--size", "small", "--out", str(tmp_path / "dist"), "--export-results", str(archive),
