@@ -2,10 +2,11 @@
 
 The builder starts ``python -m deck.worker CONFIG`` with a ``ServerConfig`` (as
 JSON), waits for ``Ready``, then sends one ``Request`` line per demo on stdin
-and reads one ``Reply`` line per demo from stdout.  A demo's own process writes
-its ``Reply`` to a file the same way.  A failure travels as a ``Problem`` kind,
-never as prose to be searched: the builder decides by the kind, the text only
-says the details.
+and reads one ``Reply`` line per demo from stdout.  A server that has to stop
+(a preload it cannot import, say) first says why in a ``Stopped`` line.  A
+demo's own process writes its ``Reply`` to a file the same way.  A failure
+travels as a ``Problem`` kind, never as prose to be searched: the builder
+decides by the kind, the text only says the details.
 
 Standard library only (and ``deck.result``): the builder, which never imports
 torch, and the server, which does, both import it.
@@ -66,6 +67,12 @@ class Ready:
     device: str                    # what its demos run on (``auto`` resolved)
 
 
+@dataclass(frozen=True)
+class Stopped:
+    """The server is stopping, before it was ready or between requests: why, for the build's error."""
+    reason: str                    # one line, e.g. "[tool.deck] preload: cannot import pandas: No module named …"
+
+
 @dataclass
 class Reply:
     """A demo's result, or the problem that stopped it (``message``: one line; ``detail``: a traceback)."""
@@ -86,10 +93,12 @@ def failed(problem: Problem, message: str = "", detail: str = "", output: str = 
 
 # --- (de)serialisation: the one place ----------------------------------------------------------
 
-def encode(message: ServerConfig | Request | Ready | Reply) -> str:
+def encode(message: ServerConfig | Request | Ready | Stopped | Reply) -> str:
     """One JSON line (without the newline)."""
     if isinstance(message, Ready):
         data: dict[str, Any] = {"type": "ready", "device": message.device}
+    elif isinstance(message, Stopped):
+        data = {"type": "stopped", "reason": message.reason}
     elif isinstance(message, Reply):
         data = {"type": "reply", "result": None if message.result is None else to_json(message.result),
                 "problem": None if message.problem is None else message.problem.value,
@@ -104,7 +113,7 @@ def encode(message: ServerConfig | Request | Ready | Reply) -> str:
     return json.dumps(data, allow_nan=False)
 
 
-def decode(line: str | bytes) -> ServerConfig | Request | Ready | Reply:
+def decode(line: str | bytes) -> ServerConfig | Request | Ready | Stopped | Reply:
     """The message ``encode`` wrote, every field checked; ProtocolError names a bad one."""
     try:
         data = json.loads(line)
@@ -113,7 +122,7 @@ def decode(line: str | bytes) -> ServerConfig | Request | Ready | Reply:
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise ProtocolError("not a message: expected an object with a type")
     kind = data.pop("type")
-    readers = {"ready": _ready, "reply": _reply, "config": _config, "request": _request}
+    readers = {"ready": _ready, "stopped": _stopped, "reply": _reply, "config": _config, "request": _request}
     if kind not in readers:
         raise ProtocolError(f"type: unknown message type {kind!r:.40}")
     return readers[kind](data)
@@ -142,6 +151,11 @@ def _names(wanted) -> str:
 def _ready(data: dict) -> Ready:
     _fields(data, "ready", {"device": str})
     return Ready(data["device"])
+
+
+def _stopped(data: dict) -> Stopped:
+    _fields(data, "stopped", {"reason": str})
+    return Stopped(data["reason"])
 
 
 def _reply(data: dict) -> Reply:

@@ -32,7 +32,7 @@ from deck.errors import BuildError
 from deck.files import write_file
 from deck.memo import Memo
 from deck.protocol import (DEMO_FOLDER_PREFIX, MAX_LINE_BYTES, Problem, ProtocolError, Ready, Reply, Request,
-                           ServerConfig, decode, encode, failed)
+                           ServerConfig, Stopped, decode, encode, failed)
 from deck.references import Reference
 from deck.result import (FORMAT, NOT_A_FILE, DemoCall, Result, ResultFormatError, file_hash, folder_hash,
                          from_json, to_json)
@@ -373,6 +373,8 @@ class DemoServer:
         if not isinstance(ready, Ready):
             code = self.process.wait()
             self.stop()
+            if isinstance(ready, Stopped):
+                raise BuildError(f"the demo server could not start: {ready.reason}")
             raise BuildError(f"the demo server could not start (exit status {code}); see the message above")
         self.ready, self.device = True, ready.device
         if device == "auto":
@@ -423,12 +425,12 @@ class DemoServer:
         if not isinstance(reply, Reply):
             code = self.process.poll()
             self.stop()
-            why = reply if isinstance(reply, ProtocolError) else \
+            why = reply if isinstance(reply, ProtocolError) else reply.reason if isinstance(reply, Stopped) else \
                 f"exit status {code}" if code is not None else "no reply"
             return failed(Problem.SERVER_GONE, str(why))
         return reply
 
-    def receive(self, timeout: float) -> Ready | Reply | None:
+    def receive(self, timeout: float) -> Ready | Stopped | Reply | None:
         """The next message from the server; None on timeout or if the server died."""
         deadline = time.monotonic() + timeout
         stream = self.process.stdout

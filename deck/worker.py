@@ -25,7 +25,7 @@ import tempfile
 from deck import supervise
 from deck.harness import Paths, run_child
 from deck.protocol import (DEMO_FOLDER_PREFIX, OUTPUT_TAIL_CHARS, Problem, ProtocolError, Ready, Reply, Request,
-                           ServerConfig, decode, encode, failed)
+                           ServerConfig, Stopped, decode, encode, failed)
 from deck.result import best_device
 
 
@@ -44,7 +44,7 @@ class Server:
         shutil.rmtree(self.scratch, ignore_errors=True)
         os._exit(status)
 
-    def send(self, message: Ready | Reply) -> None:
+    def send(self, message: Ready | Stopped | Reply) -> None:
         self.replies.write(encode(message) + "\n")
         self.replies.flush()
 
@@ -168,7 +168,10 @@ def main() -> None:
     except (supervise.BuilderGone, BrokenPipeError):
         pass   # the builder has gone: nobody to answer
     except (SystemExit, ProtocolError) as stop:
-        print(f"error: the demo server stopped: {stop}", file=sys.stderr)
+        try:
+            server.send(Stopped(str(stop)))   # the builder puts it in the build's error
+        except OSError:
+            print(f"error: the demo server stopped: {stop}", file=sys.stderr)
         server.shut_down(status=1)
     server.shut_down()
 

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from deck.protocol import (OUTPUT_CAP_BYTES, Problem, ProtocolError, Ready, Reply, Request, ServerConfig, decode,
-                           encode, failed)
+from deck.protocol import (OUTPUT_CAP_BYTES, Problem, ProtocolError, Ready, Reply, Request, ServerConfig, Stopped,
+                           decode, encode, failed)
 from deck.result import Output, Provenance, Result, Table, Timing
 
 RESULT = Result(values={"total": 45, "name": "x", "ratio": 0.5, "flags": [True, None]}, measured={"speedup": 1.5},
@@ -16,6 +16,7 @@ RESULT = Result(values={"total": 45, "name": "x", "ratio": 0.5, "flags": [True, 
 
 @pytest.mark.parametrize("message", [
     Ready(device="cuda"),
+    Stopped(reason="[tool.deck] preload: cannot import pandas: No module named 'pandas'"),
     ServerConfig(device="cpu", root="/talk", demos="/talk/demos", scratch="/tmp/demos-x", protected=("/talk/slides", "/out"),
                  preload=("matplotlib.pyplot",)),
     Request(demo="basics.numpy_vs_torch", args={"n": 3}, size="small", timeout_s=12.5),
@@ -60,6 +61,7 @@ def tampered(message, **changes) -> str:
     (tampered(Request("a.b"), demo="nodot"), "request.demo: expected module.function"),
     (tampered(Request("a.b"), args=KeyError), "request: missing args"),
     (tampered(Request("a.b"), extra=1), "request: unknown extra"),
+    (tampered(Stopped("why"), reason=3), "stopped.reason: expected str, got int"),
     (tampered(failed(Problem.CRASHED), problem="exploded"), "reply.problem: unknown problem 'exploded'"),
     (tampered(Reply(result=RESULT), problem="crashed"), "reply: expected either a result or a problem"),
     (tampered(failed(Problem.CRASHED), problem=None), "reply: expected either a result or a problem"),
