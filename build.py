@@ -94,36 +94,39 @@ def stop_like_ctrl_c(signal_number, frame):
 
 def locked_build(options: argparse.Namespace, fresh: dict[DemoCall, Result] | None = None,
                  memo: Memo | None = None, *, on_start: DemoStarted | None = None,
-                 server: DemoServer | None = None) -> RenderedDeck:
+                 server: DemoServer | None = None, must_show: frozenset[int] = frozenset()) -> RenderedDeck:
     """build() under the talk's lock."""
     check_output_folder(options.out, options.root, BUILDER)   # before the lock: a refused build writes nothing
     with build_lock(options.cache):
-        return build(options, fresh, memo or Memo(), on_start=on_start, server=server)
+        return build(options, fresh, memo or Memo(), on_start=on_start, server=server, must_show=must_show)
 
 
 def rerun_live(options: argparse.Namespace, demo: str, memo: Memo, server: DemoServer) -> RenderedDeck:
     """serve's rerun: run one demo of the deck now and rebuild with its new result, which is kept (cached)
-    only if the deck builds with it: a demo that fails or a claim it makes false raises, and nothing changes."""
+    only if the slides that show it build with it: a demo that fails or a claim it makes false raises, and
+    nothing changes. With --keep-going, another slide's error card does not stop it."""
     slides = load_slides(options.root / "slides", options.root, memo)
     found = scan(slides, read_catalog(options, memo), slide_environment(options, memo), options.cache / "scan.json")
     calls = [call for call in found.calls if call.demo == demo]
     if not calls:
         raise BuildError(f"{demo} is not a demo this deck shows")
-    strict = argparse.Namespace(**{**vars(options), "keep_going": False})
-    fresh = run_now(calls, found.references, run_settings(strict, memo, server=server))
+    fresh = run_now(calls, found.references, run_settings(options, memo, server=server))
     failed = [result.error for result in fresh.values() if result.failed]
     if failed:
         raise BuildError(failed[0])
-    deck = locked_build(strict, fresh, memo, server=server)
+    showing = frozenset(reference.slide for reference in found.references if reference.call in fresh)
+    deck = locked_build(options, fresh, memo, server=server, must_show=showing)
     remember(fresh, run_settings(options, memo))
     return deck
 
 
 def build(options: argparse.Namespace, fresh: dict[DemoCall, Result] | None, memo: Memo, *,
-          on_start: DemoStarted | None = None, server: DemoServer | None = None) -> RenderedDeck:
+          on_start: DemoStarted | None = None, server: DemoServer | None = None,
+          must_show: frozenset[int] = frozenset()) -> RenderedDeck:
     """The deck; ``fresh`` results (a live rerun's) replace what the cache holds for those calls; ``memo``
     holds what an earlier build in this process computed from files that have not changed since;
-    ``on_start`` and ``server``: serve's progress callback and the demo server it keeps (run_settings)."""
+    ``on_start`` and ``server``: serve's progress callback and the demo server it keeps (run_settings);
+    ``must_show``: slides that must render without an error, even with --keep-going (a live rerun's)."""
     own_output_folder(options.out, options.root, BUILDER)
     if options.templates.is_relative_to(options.root):
         check_inside(options.templates, options.root)
@@ -146,6 +149,9 @@ def build(options: argparse.Namespace, fresh: dict[DemoCall, Result] | None, mem
     renderer = SlideRenderer(environment, pages, catalog, results, options.talk, keep_going=options.keep_going,
                              slide_errors=found.slide_errors)
     rendered = render_slides(slides, renderer, found.references, RenderCache(options.cache, options.templates, memo))
+    broken = [slide.error for slide in rendered if slide.error and slide.number in must_show]
+    if broken:
+        raise BuildError(broken[0])
     deck = with_provenance(rendered, provenance_rows(results), pages)
     assets = memo.of_files(("assets", options.single_file), asset_sources(options), lambda: read_assets(options))
     write_atomically(deck_files(deck, pages, options, slide_facts(found.references, results), assets), options.out)

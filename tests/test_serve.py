@@ -1,4 +1,6 @@
 """Live preview: served on 127.0.0.1 to its own name only, rebuilt on change, no demo rerun for prose."""
+import contextlib
+import io
 import os
 import re
 import signal
@@ -10,7 +12,8 @@ import urllib.request
 
 import pytest
 
-from conftest import REPO, build_here, scratch_dir
+from conftest import REPO, build_here, environment_of_a_build, scratch_dir
+from deck.errors import BuildError
 from test_faults import workers_of
 
 
@@ -118,3 +121,63 @@ def test_a_demo_edit_reruns_only_that_demo_in_a_demo_server_kept_warm(server):
         print(log)
     assert re.findall(r"\[\d+/\d+\] (\S+) \.\.\.", log) == ["words.shout"] * 2
     assert workers_of(project) == []
+
+
+LIVE_DEMOS = """from pathlib import Path
+
+from deck.result import Result
+
+
+def broken(device, size="full"):
+    raise ValueError("broken on purpose")
+
+
+def counted(device, size="full"):   # reads a file outside the talk: no edit of the talk changes its key
+    return Result(values={"n": int(Path(COUNTER).read_text())})
+"""
+FAILED_MARK = '<span class="value-error">⚠ demo failed</span>'   # what --keep-going shows for live.broken
+LIVE_SLIDES = """<!-- .slide: timing=10 -->
+## Broken
+
+{{ result("live.broken").n }}
+
+Note:
+x
+
+---
+<!-- .slide: timing=10 -->
+## Counted
+
+n is {{ result("live.counted").n }}.
+{% claim result("live.counted").n < 3, "n stays small" %}
+
+Note:
+x
+"""
+
+
+@pytest.mark.slow
+def test_with_keep_going_another_slides_error_does_not_stop_a_rerun(built_project, tmp_path):
+    """serve --keep-going: a rerun is kept when the slides that show its demo build, whatever another
+    demo's failure shows elsewhere; a claim its new result makes false still keeps the previous result."""
+    import build
+    from deck.memo import Memo
+    from deck.runner import DemoServer
+    project, counter = built_project, tmp_path / "counter.txt"
+    counter.write_text("1")
+    (project / "demos" / "live.py").write_text(LIVE_DEMOS.replace("COUNTER", repr(str(counter))))
+    (project / "slides" / "30-live.md").write_text(LIVE_SLIDES)
+    options = build.parse_arguments(["serve", "--root", str(project), "--keep-going"])
+    memo, index = Memo(), project / "dist" / "index.html"
+    with environment_of_a_build(project, {}), contextlib.redirect_stderr(io.StringIO()), \
+            DemoServer(build.run_settings(options, memo)) as server:
+        build.locked_build(options, memo=memo, server=server)                   # serve's first build
+        assert FAILED_MARK in index.read_text() and "n is 1." in index.read_text()
+        counter.write_text("2")
+        build.rerun_live(options, "live.counted", memo, server)
+        assert "n is 2." in index.read_text() and FAILED_MARK in index.read_text()   # the mark stays
+        counter.write_text("5")
+        before = index.read_text()
+        with pytest.raises(BuildError, match='slides/30-live.md:14: claim "n stays small" is false'):
+            build.rerun_live(options, "live.counted", memo, server)
+        assert index.read_text() == before
