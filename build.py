@@ -14,6 +14,7 @@ torch), render Markdown + Jinja + Pygments, write the deck atomically.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import signal
 import sys
 import time
@@ -63,12 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if options.command == "serve":
             watched = [options.root / "slides", options.root / "demos", options.templates]
-            memo = Memo()   # what each rebuild reuses from the last while its files are unchanged
-            # one demo server for every rebuild and rerun: started by the first demo that runs, then warm
+            memo = Memo()
             with DemoServer(run_settings(options, memo)) as server:
-                return serve(lambda on_start: locked_build(options, memo=memo, on_start=on_start, server=server),
-                             lambda demo: rerun_live(options, demo, memo, server),
-                             options.out, watched, options.port, BUILDER / "templates" / "live.js")
+                live = LiveDeck(options, server, memo)
+                return serve(live.build, live.rerun, options.out, watched, options.port,
+                             BUILDER / "templates" / "live.js")
         deck = locked_build(options)
         if options.command == "pdf":
             for path in write_pdfs(options.out):
@@ -90,6 +90,29 @@ def main(argv: list[str] | None = None) -> int:
 def stop_like_ctrl_c(signal_number, frame):
     """SIGTERM and SIGHUP end a build the way Ctrl-C does: the demos are stopped, the last deck kept."""
     raise KeyboardInterrupt
+
+
+@dataclasses.dataclass
+class LiveDeck:
+    """serve's deck: rebuilt on every change and a demo rerun when the open deck asks, with one demo server
+    for all of them (started by the first demo that runs, then kept warm) and what each rebuild reuses from
+    the last (``memo``). A demo rerun from the deck keeps its own result from then on, even where --results
+    has one."""
+    options: argparse.Namespace
+    server: DemoServer
+    memo: Memo
+    rerun_here: set[str] = dataclasses.field(default_factory=set)   # the demos rerun from the deck so far
+
+    def now(self) -> argparse.Namespace:
+        return argparse.Namespace(**{**vars(self.options), "rerun_here": frozenset(self.rerun_here)})
+
+    def build(self, on_start: DemoStarted | None = None) -> RenderedDeck:
+        return locked_build(self.now(), memo=self.memo, on_start=on_start, server=self.server)
+
+    def rerun(self, demo: str) -> RenderedDeck:
+        deck = rerun_live(self.now(), demo, self.memo, self.server)
+        self.rerun_here.add(demo)
+        return deck
 
 
 def locked_build(options: argparse.Namespace, fresh: dict[DemoCall, Result] | None = None,
@@ -265,6 +288,7 @@ def run_settings(options: argparse.Namespace, memo: Memo, on_start: DemoStarted 
                        timeouts={} if options.timeout else dict(config.timeouts),
                        env=config.env, preload=config.preload, keep_going=options.keep_going,
                        rerun=tuple(options.rerun), fresh=options.fresh, results_archive=options.results,
+                       rerun_here=options.rerun_here,
                        protected=(options.root / "slides", options.templates, options.out), memo=memo,
                        on_start=on_start, server=server)
 
@@ -319,6 +343,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     options.templates = options.root / "templates" if (options.root / "templates").is_dir() else BUILDER / "templates"
     options.config = read_config(options.root / "pyproject.toml")
     options.talk = options.config.talk
+    options.rerun_here = frozenset()   # serve's: the demos rerun from the open deck so far
     return options
 
 

@@ -22,5 +22,6 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     spec = importlib.util.spec_from_file_location("deck_build_script", BUILD_SCRIPT)
     script = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = script   # as an import would: its dataclasses look their module up there
     spec.loader.exec_module(script)
     return script.main(argv)

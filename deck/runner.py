@@ -57,6 +57,7 @@ class RunSettings:
     rerun: tuple[str, ...] = ()
     fresh: bool = False
     results_archive: Path | None = None   # --results FILE: results made elsewhere, used instead of running
+    rerun_here: frozenset[str] = frozenset()   # demos serve reran from the open deck: never --results' result
     protected: tuple[Path, ...] = ()      # folders no demo may write into (default: slides/, templates/, dist/)
     memo: Memo = field(default_factory=Memo)   # what serve's rebuilds reuse (deck/memo.py)
     on_start: DemoStarted | None = None   # told (index, count, call) as each demo starts
@@ -188,7 +189,8 @@ def run_demos(calls: list[DemoCall], references: list[Reference], settings: RunS
         archive, size = settings.results_archive, settings.size
         imported = settings.memo.of_files(("archive", size), [archive], lambda: read_archive(archive, size))
         for call in calls:
-            if (call.demo, call.args_json) in imported and not settings.forced(call):
+            if (call.demo, call.args_json) in imported and not settings.forced(call) \
+                    and call.demo not in settings.rerun_here:
                 results[call] = mark_if_stale(call, imported[call.demo, call.args_json], hashes, settings.memo)
         print(f"demos: {len(results)} from {settings.results_archive.name}", file=sys.stderr)
     local = [call for call in calls if call not in results]

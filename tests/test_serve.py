@@ -156,28 +156,59 @@ x
 """
 
 
+def live_talk(project, counter) -> None:
+    """The fixture talk with two more slides: one showing a demo that fails, one a demo whose value is in a
+    file outside the talk (so no edit of the talk changes its key), under a claim."""
+    counter.write_text("1")
+    (project / "demos" / "live.py").write_text(LIVE_DEMOS.replace("COUNTER", repr(str(counter))))
+    (project / "slides" / "30-live.md").write_text(LIVE_SLIDES)
+
+
+@contextlib.contextmanager
+def live_deck(project, *args: str):
+    """serve's deck (build.LiveDeck) in this process, with its demo server, as `serve ARGS` makes it."""
+    import build
+    from deck.memo import Memo
+    from deck.runner import DemoServer
+    options, memo = build.parse_arguments(["serve", "--root", str(project), *args]), Memo()
+    with environment_of_a_build(project, {}), contextlib.redirect_stderr(io.StringIO()), \
+            DemoServer(build.run_settings(options, memo)) as server:
+        yield build.LiveDeck(options, server, memo)
+
+
 @pytest.mark.slow
 def test_with_keep_going_another_slides_error_does_not_stop_a_rerun(built_project, tmp_path):
     """serve --keep-going: a rerun is kept when the slides that show its demo build, whatever another
     demo's failure shows elsewhere; a claim its new result makes false still keeps the previous result."""
-    import build
-    from deck.memo import Memo
-    from deck.runner import DemoServer
-    project, counter = built_project, tmp_path / "counter.txt"
-    counter.write_text("1")
-    (project / "demos" / "live.py").write_text(LIVE_DEMOS.replace("COUNTER", repr(str(counter))))
-    (project / "slides" / "30-live.md").write_text(LIVE_SLIDES)
-    options = build.parse_arguments(["serve", "--root", str(project), "--keep-going"])
-    memo, index = Memo(), project / "dist" / "index.html"
-    with environment_of_a_build(project, {}), contextlib.redirect_stderr(io.StringIO()), \
-            DemoServer(build.run_settings(options, memo)) as server:
-        build.locked_build(options, memo=memo, server=server)                   # serve's first build
+    project, counter, index = built_project, tmp_path / "counter.txt", built_project / "dist" / "index.html"
+    live_talk(project, counter)
+    with live_deck(project, "--keep-going") as live:
+        live.build()                                                           # serve's first build
         assert FAILED_MARK in index.read_text() and "n is 1." in index.read_text()
         counter.write_text("2")
-        build.rerun_live(options, "live.counted", memo, server)
+        live.rerun("live.counted")
         assert "n is 2." in index.read_text() and FAILED_MARK in index.read_text()   # the mark stays
         counter.write_text("5")
         before = index.read_text()
         with pytest.raises(BuildError, match='slides/30-live.md:14: claim "n stays small" is false'):
-            build.rerun_live(options, "live.counted", memo, server)
+            live.rerun("live.counted")
         assert index.read_text() == before
+
+
+@pytest.mark.slow
+def test_with_results_a_rerun_keeps_its_own_result_on_later_rebuilds(built_project, tmp_path):
+    """serve --results FILE: the archive's result until the deck reruns that demo here; from then on the
+    rerun's, on every rebuild (an edit's), not the archive's again."""
+    project, counter, index = built_project, tmp_path / "counter.txt", built_project / "dist" / "index.html"
+    live_talk(project, counter)
+    (project / "slides" / "30-live.md").write_text(LIVE_SLIDES.split("---")[1])   # the counted slide alone
+    archive = tmp_path / "results.tar"
+    assert build_here(project, "--export-results", str(archive)).returncode == 0   # n is 1 in the archive
+    counter.write_text("2")
+    with live_deck(project, "--results", str(archive)) as live:
+        live.build()
+        assert "n is 1." in index.read_text()                                  # the archive's
+        live.rerun("live.counted")
+        assert "n is 2." in index.read_text()
+        live.build()                                                           # as after an edit
+        assert "n is 2." in index.read_text()
