@@ -127,7 +127,7 @@ def locked_build(options: argparse.Namespace, fresh: dict[DemoCall, Result] | No
 def rerun_live(options: argparse.Namespace, demo: str, memo: Memo, server: DemoServer) -> RenderedDeck:
     """serve's rerun: run one demo of the deck now and rebuild with its new result, which is kept (cached)
     only if the slides that show it build with it: a demo that fails or a claim it makes false raises, and
-    nothing changes. With --keep-going, another slide's error card does not stop it."""
+    nothing changes. With --keep-going, another demo's failure or another slide's error does not stop it."""
     slides = load_slides(options.root / "slides", options.root, memo)
     found = scan(slides, read_catalog(options, memo), slide_environment(options, memo), options.cache / "scan.json")
     calls = [call for call in found.calls if call.demo == demo]
