@@ -117,11 +117,11 @@ class LiveDeck:
 
 def locked_build(options: argparse.Namespace, fresh: dict[DemoCall, Result] | None = None,
                  memo: Memo | None = None, *, on_start: DemoStarted | None = None,
-                 server: DemoServer | None = None, must_show: frozenset[int] = frozenset()) -> RenderedDeck:
+                 server: DemoServer | None = None) -> RenderedDeck:
     """build() under the talk's lock."""
     check_output_folder(options.out, options.root, BUILDER)   # before the lock: a refused build writes nothing
     with build_lock(options.cache):
-        return build(options, fresh, memo or Memo(), on_start=on_start, server=server, must_show=must_show)
+        return build(options, fresh, memo or Memo(), on_start=on_start, server=server)
 
 
 def rerun_live(options: argparse.Namespace, demo: str, memo: Memo, server: DemoServer) -> RenderedDeck:
@@ -137,19 +137,17 @@ def rerun_live(options: argparse.Namespace, demo: str, memo: Memo, server: DemoS
     failed = [result.error for result in fresh.values() if result.failed]
     if failed:
         raise BuildError(failed[0])
-    showing = frozenset(reference.slide for reference in found.references if reference.call in fresh)
-    deck = locked_build(options, fresh, memo, server=server, must_show=showing)
+    deck = locked_build(options, fresh, memo, server=server)
     remember(fresh, run_settings(options, memo))
     return deck
 
 
 def build(options: argparse.Namespace, fresh: dict[DemoCall, Result] | None, memo: Memo, *,
-          on_start: DemoStarted | None = None, server: DemoServer | None = None,
-          must_show: frozenset[int] = frozenset()) -> RenderedDeck:
-    """The deck; ``fresh`` results (a live rerun's) replace what the cache holds for those calls; ``memo``
-    holds what an earlier build in this process computed from files that have not changed since;
-    ``on_start`` and ``server``: serve's progress callback and the demo server it keeps (run_settings);
-    ``must_show``: slides that must render without an error, even with --keep-going (a live rerun's)."""
+          on_start: DemoStarted | None = None, server: DemoServer | None = None) -> RenderedDeck:
+    """The deck; ``fresh`` results (a live rerun's) replace what the cache holds for those calls, and the
+    slides showing them must render without an error, even with --keep-going; ``memo`` holds what an
+    earlier build in this process computed from files that have not changed since; ``on_start`` and
+    ``server``: serve's progress callback and the demo server it keeps (run_settings)."""
     own_output_folder(options.out, options.root, BUILDER)
     if options.templates.is_relative_to(options.root):
         check_inside(options.templates, options.root)
@@ -172,7 +170,8 @@ def build(options: argparse.Namespace, fresh: dict[DemoCall, Result] | None, mem
     renderer = SlideRenderer(environment, pages, catalog, results, options.talk, keep_going=options.keep_going,
                              slide_errors=found.slide_errors)
     rendered = render_slides(slides, renderer, found.references, RenderCache(options.cache, options.templates, memo))
-    broken = [slide.error for slide in rendered if slide.error and slide.number in must_show]
+    showing_fresh = {reference.slide for reference in found.references if reference.call in (fresh or {})}
+    broken = [slide.error for slide in rendered if slide.error and slide.number in showing_fresh]
     if broken:
         raise BuildError(broken[0])
     deck = with_provenance(rendered, provenance_rows(results), pages)
